@@ -42,7 +42,7 @@ ensure_node() {
     local major minor
     major="$(node_major "$system_node")"; minor="$(node_minor "$system_node")"
     if [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 12 ]; }; then
-      NODE_BIN="$system_node"; return
+      NODE_BIN="$(readlink -f "$system_node")"; return
     fi
   fi
   local arch

@@ -1,11 +1,12 @@
-// The README's test command (`./gantry test`, also what CI runs): typecheck, lint, build the packages, then the
-// whole vitest suite against real servers. Stops at the first failing step and exits with its code.
+// The README's test command (`./gantry test`, also what CI runs): typecheck, lint, build and check the packed
+// packages, then the whole vitest suite against real servers. Stops at the first failing step with its code.
 import { spawnSync } from 'node:child_process';
 
 const steps: { name: string; command: string; args: string[] }[] = [
   { name: 'typecheck', command: 'pnpm', args: ['run', '--silent', 'typecheck'] },
   { name: 'lint', command: 'pnpm', args: ['run', '--silent', 'lint'] },
   { name: 'build', command: 'pnpm', args: ['run', '--silent', 'build'] },
+  { name: 'packages', command: 'pnpm', args: ['run', '--silent', 'check:packages'] },
   { name: 'test', command: 'pnpm', args: ['exec', 'vitest', 'run', ...process.argv.slice(2)] },
 ];
 

@@ -1,0 +1,1 @@
+export type { Check, CheckResult, CheckStatus, InfoContributor, ShutdownHook } from './contracts.ts';
