@@ -89,7 +89,7 @@ export function computeStatus(
   for (const file of files) {
     const row = latest.get(file.version);
     let state: MigrationState;
-    if (baseline !== undefined && compareVersions(file.version, baseline.version) <= 0 && row === undefined) {
+    if (baseline !== undefined && compareVersions(file.version, baseline.version) <= 0 && (row === undefined || row.phase === 'baseline')) {
       state = 'below-baseline';
     } else if (row === undefined) {
       const backfill = backfillByVersion.get(file.version);
