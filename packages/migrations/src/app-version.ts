@@ -52,9 +52,12 @@ export interface AppVersionRegistration {
 function validateSupports(supports: unknown, name = 'schemaSupports'): SchemaSupports {
   const value = supports as Partial<SchemaSupports> | undefined;
   if (typeof value !== 'object' || value === null) invalidOption(name, 'an object { min, max }', supports);
-  if (typeof value.min !== 'string' || !isVersion(value.min)) invalidOption(`${name}.min`, 'a version such as "1.2"', value.min);
-  if (typeof value.max !== 'string' || !isVersion(value.max)) invalidOption(`${name}.max`, 'a version such as "1.4"', value.max);
-  if (compareVersions(value.min, value.max) > 0) invalidOption(`${name}.max`, `a version ≥ min (${value.min})`, value.max);
+  if (typeof value.min !== 'string' || !isVersion(value.min))
+    invalidOption(`${name}.min`, 'a version such as "1.2"', value.min);
+  if (typeof value.max !== 'string' || !isVersion(value.max))
+    invalidOption(`${name}.max`, 'a version such as "1.4"', value.max);
+  if (compareVersions(value.min, value.max) > 0)
+    invalidOption(`${name}.max`, `a version ≥ min (${value.min})`, value.max);
   return Object.freeze({ min: value.min, max: value.max });
 }
 
@@ -69,7 +72,11 @@ const APPLICATION_NAME = /^gantry:(.+)@(\S+) schema (\d+(?:\.\d+)*)\.\.(\d+(?:\.
  * @example
  * new pg.Pool({ application_name: appApplicationName({ service: 'orders', version: '2.1.0', schemaSupports: { min: '5', max: '7' } }) });
  */
-export function appApplicationName(options: { service: string; version: string; schemaSupports: SchemaSupports }): string {
+export function appApplicationName(options: {
+  service: string;
+  version: string;
+  schemaSupports: SchemaSupports;
+}): string {
   const supports = validateSupports(options.schemaSupports);
   const tail = `@${options.version} schema ${supports.min}..${supports.max}`;
   const room = Math.max(1, 63 - 'gantry:'.length - Buffer.byteLength(tail));
@@ -99,8 +106,10 @@ export async function registerAppVersion(
   pool: Pick<pg.Pool, 'query'>,
   options: RegisterAppVersionOptions,
 ): Promise<AppVersionRegistration> {
-  if (typeof options.service !== 'string' || options.service === '') invalidOption('service', 'a non-empty string', options.service);
-  if (typeof options.version !== 'string' || options.version === '') invalidOption('version', 'a non-empty string', options.version);
+  if (typeof options.service !== 'string' || options.service === '')
+    invalidOption('service', 'a non-empty string', options.service);
+  if (typeof options.version !== 'string' || options.version === '')
+    invalidOption('version', 'a non-empty string', options.version);
   const supports = validateSupports(options.schemaSupports);
   const intervalMs = options.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
   if (!Number.isFinite(intervalMs) || intervalMs < 10) invalidOption('intervalMs', 'a finite number ≥ 10', intervalMs);
@@ -128,7 +137,10 @@ export async function registerAppVersion(
           await pool.query(upsert, values);
           return true;
         } catch (creationError) {
-          logger.warn({ event: 'migrations.heartbeat.failed', error: errorMessage(creationError) }, 'heartbeat table missing and not creatable');
+          logger.warn(
+            { event: 'migrations.heartbeat.failed', error: errorMessage(creationError) },
+            'heartbeat table missing and not creatable',
+          );
           return false;
         }
       }
@@ -155,7 +167,11 @@ export async function registerAppVersion(
   return {
     service: options.service,
     instance,
-    applicationName: appApplicationName({ service: options.service, version: options.version, schemaSupports: supports }),
+    applicationName: appApplicationName({
+      service: options.service,
+      version: options.version,
+      schemaSupports: supports,
+    }),
     beat,
     stop: async () => {
       if (stopped) return;
@@ -164,9 +180,15 @@ export async function registerAppVersion(
       timer = undefined;
       await inflight?.catch(() => undefined);
       try {
-        await pool.query(`DELETE FROM ${names.appVersions} WHERE service = $1 AND instance = $2`, [options.service, instance]);
+        await pool.query(`DELETE FROM ${names.appVersions} WHERE service = $1 AND instance = $2`, [
+          options.service,
+          instance,
+        ]);
       } catch (error) {
-        logger.warn({ event: 'migrations.heartbeat.remove_failed', error: errorMessage(error) }, 'could not remove heartbeat');
+        logger.warn(
+          { event: 'migrations.heartbeat.remove_failed', error: errorMessage(error) },
+          'could not remove heartbeat',
+        );
       }
     },
   };
@@ -185,11 +207,7 @@ export interface LiveClient {
 }
 
 /** Reads live instances: fresh heartbeats plus sessions whose application_name carries a schema range. */
-export async function readLiveClients(
-  client: pg.ClientBase,
-  schema: string,
-  ttlMs: number,
-): Promise<LiveClient[]> {
+export async function readLiveClients(client: pg.ClientBase, schema: string, ttlMs: number): Promise<LiveClient[]> {
   const names = storeNames(schema);
   const live: LiveClient[] = [];
   const exists = await client.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [names.appVersions]);
@@ -223,7 +241,8 @@ export async function readLiveClients(
   );
   for (const row of sessions.rows) {
     const parsed = parseApplicationName(row.application_name);
-    if (parsed === undefined || !isVersion(parsed.schemaSupports.min) || !isVersion(parsed.schemaSupports.max)) continue;
+    if (parsed === undefined || !isVersion(parsed.schemaSupports.min) || !isVersion(parsed.schemaSupports.max))
+      continue;
     live.push({ source: 'connection', ...parsed, instance: `pid ${row.pid}`, ageSeconds: row.age });
   }
   return live;

@@ -38,7 +38,10 @@ export interface BackfillBatch {
 }
 
 /** A query function bound to the batch's transaction. */
-export type BackfillQuery = (text: string, values?: readonly unknown[]) => Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+export type BackfillQuery = (
+  text: string,
+  values?: readonly unknown[],
+) => Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
 
 /** A backfill step, as exported by `V<version>__<description>.ts`. */
 export interface BackfillDefinition {
@@ -107,7 +110,10 @@ export function defineBackfill(definition: BackfillDefinition): BackfillDefiniti
   if (hasSet === hasApply) invalidOption('set', 'exactly one of `set` and `apply`', hasSet ? 'both' : 'neither');
   if (hasSet) {
     const entries = Object.entries(definition.set ?? {});
-    if (entries.length === 0 || entries.some(([, expression]) => typeof expression !== 'string' || expression.trim() === '')) {
+    if (
+      entries.length === 0 ||
+      entries.some(([, expression]) => typeof expression !== 'string' || expression.trim() === '')
+    ) {
       invalidOption('set', 'an object of column → SQL expression', definition.set);
     }
   }
@@ -115,7 +121,11 @@ export function defineBackfill(definition: BackfillDefinition): BackfillDefiniti
   if (hasApply && definition.verify === undefined) {
     invalidOption('verify', 'a SQL query or function (required with `apply`)', definition.verify);
   }
-  if (definition.verify !== undefined && typeof definition.verify !== 'string' && typeof definition.verify !== 'function') {
+  if (
+    definition.verify !== undefined &&
+    typeof definition.verify !== 'string' &&
+    typeof definition.verify !== 'function'
+  ) {
     invalidOption('verify', 'a SQL query or a function', definition.verify);
   }
   if (definition.key !== undefined && (!Array.isArray(definition.key) || definition.key.length === 0)) {
@@ -247,7 +257,11 @@ async function resolveTable(client: pg.ClientBase, table: string): Promise<{ oid
   }
 }
 
-async function keyColumns(client: pg.ClientBase, oid: number, wanted: readonly string[] | undefined): Promise<KeyColumn[]> {
+async function keyColumns(
+  client: pg.ClientBase,
+  oid: number,
+  wanted: readonly string[] | undefined,
+): Promise<KeyColumn[]> {
   if (wanted !== undefined) {
     const result = await client.query<{ name: string; type: string }>(
       `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
@@ -288,7 +302,10 @@ export function pendingPredicate(definition: BackfillDefinition): string {
 }
 
 /** The query that counts mismatches for a backfill (its `verify`, or the default for `set`). */
-function verifyQuery(definition: BackfillDefinition, table: string): string | ((query: BackfillQuery) => Promise<number>) {
+function verifyQuery(
+  definition: BackfillDefinition,
+  table: string,
+): string | ((query: BackfillQuery) => Promise<number>) {
   if (definition.verify !== undefined) return definition.verify;
   return `SELECT count(*) FROM ${table} WHERE ${pendingPredicate(definition)}`;
 }
@@ -297,10 +314,7 @@ function verifyQuery(definition: BackfillDefinition, table: string): string | ((
  * Runs the consistency check of a backfill and returns the number of mismatching rows.
  * @throws MigrationError `GANTRY_MIGRATIONS_VERIFY_FAILED` when the query itself fails.
  */
-export async function verifyBackfill(
-  client: pg.ClientBase,
-  definition: BackfillDefinition,
-): Promise<number> {
+export async function verifyBackfill(client: pg.ClientBase, definition: BackfillDefinition): Promise<number> {
   const table = (await resolveTable(client, definition.table)).name;
   const check = verifyQuery(definition, table);
   const query: BackfillQuery = async (text, values) => {
@@ -321,9 +335,13 @@ export async function verifyBackfill(
 }
 
 const rowValue = (keys: readonly KeyColumn[], offset: number): string =>
-  keys.length === 1 ? `$${offset}::${keys[0]!.type}` : `ROW(${keys.map((key, index) => `$${offset + index}::${key.type}`).join(', ')})`;
+  keys.length === 1
+    ? `$${offset}::${keys[0]!.type}`
+    : `ROW(${keys.map((key, index) => `$${offset + index}::${key.type}`).join(', ')})`;
 const keyTuple = (keys: readonly KeyColumn[], prefix = ''): string =>
-  keys.length === 1 ? `${prefix}${quoteIdent(keys[0]!.name)}` : `(${keys.map((key) => `${prefix}${quoteIdent(key.name)}`).join(', ')})`;
+  keys.length === 1
+    ? `${prefix}${quoteIdent(keys[0]!.name)}`
+    : `(${keys.map((key) => `${prefix}${quoteIdent(key.name)}`).join(', ')})`;
 
 /**
  * Runs (or resumes) one backfill to completion and verifies it.
@@ -376,14 +394,23 @@ export async function runBackfill(options: RunBackfillOptions): Promise<Backfill
   } else if (state.state === 'done') {
     return toStatus(state);
   } else {
-    await client.query(`UPDATE ${names.backfill} SET state = 'running', last_error = NULL, updated_at = now() WHERE version = $1`, [version]);
-    logger.info({ event: 'migrations.backfill.resumed', version, table, rowsDone: Number(state.rows_done) }, 'backfill resumed');
+    await client.query(
+      `UPDATE ${names.backfill} SET state = 'running', last_error = NULL, updated_at = now() WHERE version = $1`,
+      [version],
+    );
+    logger.info(
+      { event: 'migrations.backfill.resumed', version, table, rowsDone: Number(state.rows_done) },
+      'backfill resumed',
+    );
   }
 
   const minSize = definition.minBatchSize ?? DEFAULT_BACKFILL_MIN_BATCH_SIZE;
   const maxSize = Math.max(minSize, definition.maxBatchSize ?? DEFAULT_BACKFILL_MAX_BATCH_SIZE);
   const target = definition.targetBatchMs ?? DEFAULT_BACKFILL_TARGET_BATCH_MS;
-  let batchSize = Math.min(maxSize, Math.max(minSize, state.batch_size ?? definition.batchSize ?? DEFAULT_BACKFILL_BATCH_SIZE));
+  let batchSize = Math.min(
+    maxSize,
+    Math.max(minSize, state.batch_size ?? definition.batchSize ?? DEFAULT_BACKFILL_BATCH_SIZE),
+  );
   let cursor: string[] | null = state.cursor;
   const upperBound = state.upper_bound;
   let rowsDone = Number(state.rows_done);
@@ -473,16 +500,19 @@ SELECT (SELECT count(*) FROM batch)::int AS scanned, (SELECT count(*) FROM chang
 
   let lastPersist = clock.now();
   // A table that was empty when the backfill started has nothing to backfill (later rows are dual-written).
-  for (; upperBound !== null; ) {
+  for (; upperBound !== null;) {
     if (options.signal?.aborted === true) {
-      await client.query(`UPDATE ${names.backfill} SET state = 'paused', batch_size = $2, rows_per_second = $3, updated_at = now() WHERE version = $1`, [
-        version,
-        batchSize,
-        rate,
-      ]);
-      throw new MigrationError('GANTRY_MIGRATIONS_ABORTED', `Backfill ${version} paused at ${rowsDone} rows; resume continues from there`, {
-        version,
-      });
+      await client.query(
+        `UPDATE ${names.backfill} SET state = 'paused', batch_size = $2, rows_per_second = $3, updated_at = now() WHERE version = $1`,
+        [version, batchSize, rate],
+      );
+      throw new MigrationError(
+        'GANTRY_MIGRATIONS_ABORTED',
+        `Backfill ${version} paused at ${rowsDone} rows; resume continues from there`,
+        {
+          version,
+        },
+      );
     }
     let attempt = 0;
     let outcome: { scanned: number; last: string[] | null };
@@ -495,20 +525,27 @@ SELECT (SELECT count(*) FROM batch)::int AS scanned, (SELECT count(*) FROM chang
         attempt += 1;
         if (isTransientLockError(error) && attempt <= DEFAULT_BACKFILL_RETRIES) {
           const wait = backoffDelay(attempt, options.retryBaseDelayMs, options.retryMaxDelayMs);
-          logger.warn({ event: 'migrations.backfill.retry', version, attempt, waitMs: wait, error: errorMessage(error) }, 'backfill batch retried');
+          logger.warn(
+            { event: 'migrations.backfill.retry', version, attempt, waitMs: wait, error: errorMessage(error) },
+            'backfill batch retried',
+          );
           await clock.sleep(wait, options.signal);
           continue;
         }
         await client
-          .query(`UPDATE ${names.backfill} SET state = 'failed', last_error = $2, updated_at = now() WHERE version = $1`, [
-            version,
-            errorMessage(error),
-          ])
+          .query(
+            `UPDATE ${names.backfill} SET state = 'failed', last_error = $2, updated_at = now() WHERE version = $1`,
+            [version, errorMessage(error)],
+          )
           .catch(() => undefined);
-        throw new MigrationError('GANTRY_MIGRATIONS_BACKFILL_FAILED', `Backfill ${version} failed at ${rowsDone} rows: ${errorMessage(error)}`, {
-          cause: error,
-          version,
-        });
+        throw new MigrationError(
+          'GANTRY_MIGRATIONS_BACKFILL_FAILED',
+          `Backfill ${version} failed at ${rowsDone} rows: ${errorMessage(error)}`,
+          {
+            cause: error,
+            version,
+          },
+        );
       }
     }
     const batchMs = performance.now() - batchStarted;
@@ -539,7 +576,11 @@ SELECT (SELECT count(*) FROM batch)::int AS scanned, (SELECT count(*) FROM chang
     }
     if (clock.now() - lastPersist > 1_000) {
       lastPersist = clock.now();
-      await client.query(`UPDATE ${names.backfill} SET batch_size = $2, rows_per_second = $3 WHERE version = $1`, [version, batchSize, rate]);
+      await client.query(`UPDATE ${names.backfill} SET batch_size = $2, rows_per_second = $3 WHERE version = $1`, [
+        version,
+        batchSize,
+        rate,
+      ]);
     }
     let pause = definition.pauseMs ?? 0;
     if (definition.maxRowsPerSecond !== undefined) {
@@ -566,6 +607,9 @@ SELECT (SELECT count(*) FROM batch)::int AS scanned, (SELECT count(*) FROM chang
       { version, details: { mismatches } },
     );
   }
-  logger.info({ event: 'migrations.backfill.completed', version, table, rows: rowsDone, batches }, 'backfill completed');
+  logger.info(
+    { event: 'migrations.backfill.completed', version, table, rows: rowsDone, batches },
+    'backfill completed',
+  );
   return toStatus(finished.rows[0]!);
 }

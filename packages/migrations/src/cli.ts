@@ -96,7 +96,17 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   baseline: ['version', 'description', 'reason'],
   repair: ['reason'],
 };
-const GLOBAL = ['url', 'dir', 'schema', 'lock-timeout-ms', 'statement-timeout-ms', 'lock-retries', 'lock-wait-ms', 'json', 'help'];
+const GLOBAL = [
+  'url',
+  'dir',
+  'schema',
+  'lock-timeout-ms',
+  'statement-timeout-ms',
+  'lock-retries',
+  'lock-wait-ms',
+  'json',
+  'help',
+];
 
 class UsageError extends Error {}
 
@@ -147,7 +157,10 @@ const formatFinding = (finding: LintFinding): string =>
   `  ${finding.severity === 'error' ? 'error  ' : 'warning'} ${finding.file ?? ''}:${finding.line} ${finding.rule}: ${finding.message}\n           fix: ${finding.safeAlternative}`;
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
-export async function main(argv: readonly string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env },
+): Promise<number> {
   const out = (text: string): void => {
     io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   };
@@ -194,24 +207,39 @@ export async function main(argv: readonly string[], io: Io = { stdout: process.s
       return EXIT_CODES.ok;
     }
     for (const key of Object.keys(values)) {
-      if (!GLOBAL.includes(key) && !(ALLOWED[command] ?? []).includes(key)) throw new UsageError(`--${key} does not apply to ${command}`);
+      if (!GLOBAL.includes(key) && !(ALLOWED[command] ?? []).includes(key))
+        throw new UsageError(`--${key} does not apply to ${command}`);
     }
     if (values.phase !== undefined && !MIGRATION_PHASES.includes(values.phase as MigrationPhase)) {
       throw new UsageError(`--phase must be one of ${MIGRATION_PHASES.join(', ')}, got "${values.phase}"`);
     }
-    if (values.force === true && (values.reason ?? '').trim() === '') throw new UsageError('--force needs --reason "<why it is safe>"');
+    if (values.force === true && (values.reason ?? '').trim() === '')
+      throw new UsageError('--force needs --reason "<why it is safe>"');
 
     // lint --rules and lint of explicit files need no database.
     if (command === 'lint' && values.rules === true) {
       if (json) out(JSON.stringify({ rules: LINT_RULES }, null, 2));
-      else for (const rule of LINT_RULES) out(`${rule.id} (${rule.severity}${rule.destructive ? ', destructive' : ''})\n  ${rule.summary}\n  why: ${rule.explanation}\n  instead: ${rule.safeAlternative}\n`);
+      else
+        for (const rule of LINT_RULES)
+          out(
+            `${rule.id} (${rule.severity}${rule.destructive ? ', destructive' : ''})\n  ${rule.summary}\n  why: ${rule.explanation}\n  instead: ${rule.safeAlternative}\n`,
+          );
       return EXIT_CODES.ok;
     }
     if (command === 'lint' && rest.length > 0) {
       const results = [];
       for (const file of rest) {
-        const result = await lintSql(readFileSync(file, 'utf8'), { file, assumeRunnerTimeouts: values['no-runner-timeouts'] !== true });
-        results.push({ file, findings: result.findings, suppressed: result.suppressed, errors: result.errors, warnings: result.warnings });
+        const result = await lintSql(readFileSync(file, 'utf8'), {
+          file,
+          assumeRunnerTimeouts: values['no-runner-timeouts'] !== true,
+        });
+        results.push({
+          file,
+          findings: result.findings,
+          suppressed: result.suppressed,
+          errors: result.errors,
+          warnings: result.warnings,
+        });
       }
       return printLint(results, json, out);
     }
@@ -219,7 +247,8 @@ export async function main(argv: readonly string[], io: Io = { stdout: process.s
 
     const fromEnv = migratorOptionsFromEnv(io.env);
     const url = values.url ?? fromEnv.connectionString;
-    if (command !== 'lint' && url === undefined) throw new UsageError('No database: pass --url or set GANTRY_MIGRATIONS_URL');
+    if (command !== 'lint' && url === undefined)
+      throw new UsageError('No database: pass --url or set GANTRY_MIGRATIONS_URL');
     const options: MigratorOptions = {
       ...fromEnv,
       directory: values.dir ?? fromEnv.directory ?? './migrations',
@@ -251,7 +280,12 @@ export async function main(argv: readonly string[], io: Io = { stdout: process.s
       payload = { code: 'USAGE', message: (error as Error).message };
     } else if (isMigrationError(error)) {
       code = exitCodeFor(error.code);
-      payload = { code: error.code, message: error.message, ...(error.version === undefined ? {} : { version: error.version }), ...(error.details === undefined ? {} : { details: error.details }) };
+      payload = {
+        code: error.code,
+        message: error.message,
+        ...(error.version === undefined ? {} : { version: error.version }),
+        ...(error.details === undefined ? {} : { details: error.details }),
+      };
     } else {
       payload = { code: 'ERROR', message: error instanceof Error ? error.message : String(error) };
     }
@@ -266,7 +300,13 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
 }
 
 function printLint(
-  results: readonly { file: string; findings: readonly LintFinding[]; errors: number; warnings: number; suppressed: readonly unknown[] }[],
+  results: readonly {
+    file: string;
+    findings: readonly LintFinding[];
+    errors: number;
+    warnings: number;
+    suppressed: readonly unknown[];
+  }[],
   json: boolean,
   out: (text: string) => void,
 ): number {
@@ -306,7 +346,9 @@ async function runCommand(
     reporter.done();
     emit({ ok: true, command, ...report }, () => {
       for (const step of report.applied) {
-        out(`applied ${step.version} ${step.phase.padEnd(8)} ${step.description} (${Math.round(step.durationMs)} ms${step.attempts > 1 ? `, ${step.attempts} attempts` : ''}${step.rows === undefined ? '' : `, ${step.rows} rows`}${step.forcedReason === undefined ? '' : `, FORCED: ${step.forcedReason}`})`);
+        out(
+          `applied ${step.version} ${step.phase.padEnd(8)} ${step.description} (${Math.round(step.durationMs)} ms${step.attempts > 1 ? `, ${step.attempts} attempts` : ''}${step.rows === undefined ? '' : `, ${step.rows} rows`}${step.forcedReason === undefined ? '' : `, FORCED: ${step.forcedReason}`})`,
+        );
       }
       if (report.applied.length === 0) out('nothing to apply');
       if (report.stoppedAt !== null) out(`stopped before ${report.stoppedAt.version} (${report.stoppedAt.phase})`);
@@ -327,7 +369,10 @@ async function runCommand(
       return EXIT_CODES.ok;
     }
     case 'contract': {
-      const report = await migrator.contract({ ...base, ...(values['force'] === true ? { force: true, reason: str('reason') ?? '' } : {}) });
+      const report = await migrator.contract({
+        ...base,
+        ...(values['force'] === true ? { force: true, reason: str('reason') ?? '' } : {}),
+      });
       printApplied(report);
       return EXIT_CODES.ok;
     }
@@ -338,7 +383,9 @@ async function runCommand(
         emit({ ok: true, command: 'backfill status', backfills: status }, () => {
           if (status.length === 0) out('no backfills');
           for (const item of status) {
-            out(`${item.version} ${item.table} ${item.state} ${item.rowsDone}/${item.rowsTotal ?? '?'} rows, ${Math.round(item.rowsPerSecond ?? 0)} rows/s${item.mismatches === null ? '' : `, ${item.mismatches} mismatches`}${item.lastError === null ? '' : `, error: ${item.lastError}`}`);
+            out(
+              `${item.version} ${item.table} ${item.state} ${item.rowsDone}/${item.rowsTotal ?? '?'} rows, ${Math.round(item.rowsPerSecond ?? 0)} rows/s${item.mismatches === null ? '' : `, ${item.mismatches} mismatches`}${item.lastError === null ? '' : `, error: ${item.lastError}`}`,
+            );
           }
         });
         return EXIT_CODES.ok;
@@ -351,11 +398,18 @@ async function runCommand(
     case 'info': {
       const info = await migrator.info();
       emit({ ok: true, command, ...info }, () => {
-        out(`schema version: ${info.current ?? 'none'}   phase: ${info.phase ?? '-'}   last contract: ${info.lastContract ?? '-'}   pending: ${info.pending}   failed: ${info.failed.length}`);
+        out(
+          `schema version: ${info.current ?? 'none'}   phase: ${info.phase ?? '-'}   last contract: ${info.lastContract ?? '-'}   pending: ${info.pending}   failed: ${info.failed.length}`,
+        );
         for (const migration of info.migrations) {
-          out(`  ${migration.version.padEnd(10)} ${migration.phase.padEnd(8)} ${migration.state.padEnd(17)} ${migration.description}${migration.installedOn === null ? '' : `  (${migration.installedOn}, ${migration.executionMs ?? 0} ms)`}`);
+          out(
+            `  ${migration.version.padEnd(10)} ${migration.phase.padEnd(8)} ${migration.state.padEnd(17)} ${migration.description}${migration.installedOn === null ? '' : `  (${migration.installedOn}, ${migration.executionMs ?? 0} ms)`}`,
+          );
         }
-        for (const backfill of info.backfills) out(`  backfill ${backfill.version}: ${backfill.state} ${backfill.rowsDone}/${backfill.rowsTotal ?? '?'} rows`);
+        for (const backfill of info.backfills)
+          out(
+            `  backfill ${backfill.version}: ${backfill.state} ${backfill.rowsDone}/${backfill.rowsTotal ?? '?'} rows`,
+          );
       });
       return EXIT_CODES.ok;
     }
@@ -370,23 +424,42 @@ async function runCommand(
     case 'lint': {
       const results = await migrator.lint();
       return printLint(
-        results.map((result) => ({ file: result.script, findings: result.findings, suppressed: result.suppressed, errors: result.errors, warnings: result.warnings })),
+        results.map((result) => ({
+          file: result.script,
+          findings: result.findings,
+          suppressed: result.suppressed,
+          errors: result.errors,
+          warnings: result.warnings,
+        })),
         json,
         out,
       );
     }
     case 'plan': {
-      const report = await migrator.plan({ ...(target === undefined ? {} : { target }), ...(phase === undefined ? {} : { phase }) });
+      const report = await migrator.plan({
+        ...(target === undefined ? {} : { target }),
+        ...(phase === undefined ? {} : { phase }),
+      });
       emit({ ok: true, command, ...report }, () => {
         out(`schema version: ${report.current ?? 'none'}`);
         if (report.migrations.length === 0) out('nothing to apply');
         for (const migration of report.migrations) {
-          out(`${migration.version} ${migration.phase} ${migration.description}${migration.transactional ? '' : ' [no transaction]'}`);
+          out(
+            `${migration.version} ${migration.phase} ${migration.description}${migration.transactional ? '' : ' [no transaction]'}`,
+          );
           for (const statement of migration.statements) {
-            out(`  line ${statement.line}: ${statement.lock.padEnd(22)} blocks ${statement.blocks.padEnd(16)} ${statement.tables.map((table) => `${table.name}${table.estimatedRows === null ? '' : ` (~${table.estimatedRows} rows)`}`).join(', ')}${statement.rewrite ? ' REWRITE' : ''}  ${statement.sql.split('\n')[0] ?? ''}`);
+            out(
+              `  line ${statement.line}: ${statement.lock.padEnd(22)} blocks ${statement.blocks.padEnd(16)} ${statement.tables.map((table) => `${table.name}${table.estimatedRows === null ? '' : ` (~${table.estimatedRows} rows)`}`).join(', ')}${statement.rewrite ? ' REWRITE' : ''}  ${statement.sql.split('\n')[0] ?? ''}`,
+            );
           }
-          if (migration.backfill !== undefined) out(`  backfill ${migration.backfill.table}: ~${migration.backfill.estimatedRows ?? '?'} rows, ~${migration.backfill.estimatedSeconds === null ? '?' : Math.ceil(migration.backfill.estimatedSeconds)} s`);
-          for (const client of migration.blockingClients ?? []) out(`  contract would be refused: ${client.service}@${client.version} supports ≤ ${client.schemaSupports.max}`);
+          if (migration.backfill !== undefined)
+            out(
+              `  backfill ${migration.backfill.table}: ~${migration.backfill.estimatedRows ?? '?'} rows, ~${migration.backfill.estimatedSeconds === null ? '?' : Math.ceil(migration.backfill.estimatedSeconds)} s`,
+            );
+          for (const client of migration.blockingClients ?? [])
+            out(
+              `  contract would be refused: ${client.service}@${client.version} supports ≤ ${client.schemaSupports.max}`,
+            );
           for (const finding of migration.findings) out(formatFinding(finding));
         }
         if (report.stoppedAt !== null) out(`stops before ${report.stoppedAt.version} (${report.stoppedAt.phase})`);
@@ -397,7 +470,10 @@ async function runCommand(
       const clients = await migrator.liveClients();
       emit({ ok: true, command, clients }, () => {
         if (clients.length === 0) out('no live clients');
-        for (const client of clients) out(`${client.service}@${client.version} ${client.instance} schema ${client.schemaSupports.min}..${client.schemaSupports.max} (${client.source}, ${Math.round(client.ageSeconds)} s)`);
+        for (const client of clients)
+          out(
+            `${client.service}@${client.version} ${client.instance} schema ${client.schemaSupports.min}..${client.schemaSupports.max} (${client.source}, ${Math.round(client.ageSeconds)} s)`,
+          );
       });
       return EXIT_CODES.ok;
     }
@@ -407,7 +483,9 @@ async function runCommand(
       if (from === undefined || to === undefined) throw new UsageError('compat needs --from and --to');
       const report = await migrator.compat({ from, to });
       emit({ command, ...report }, () => {
-        out(`${report.from} → ${report.to}: ${report.migrations.length} migration(s), estimated ${report.estimatedSeconds === null ? '?' : Math.ceil(report.estimatedSeconds)} s`);
+        out(
+          `${report.from} → ${report.to}: ${report.migrations.length} migration(s), estimated ${report.estimatedSeconds === null ? '?' : Math.ceil(report.estimatedSeconds)} s`,
+        );
         for (const warning of report.warnings) out(`  ${warning.code}: ${warning.message}`);
         out(report.ok ? 'ok' : 'not ok');
       });
@@ -418,7 +496,11 @@ async function runCommand(
       if (version === undefined) throw new UsageError('baseline needs --version');
       const description = str('description');
       const reason = str('reason');
-      const report = await migrator.baseline({ version, ...(description === undefined ? {} : { description }), ...(reason === undefined ? {} : { reason }) });
+      const report = await migrator.baseline({
+        version,
+        ...(description === undefined ? {} : { description }),
+        ...(reason === undefined ? {} : { reason }),
+      });
       emit({ ok: true, command, ...report }, () => out(`baselined at ${report.version}`));
       return EXIT_CODES.ok;
     }

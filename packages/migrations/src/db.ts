@@ -72,7 +72,12 @@ export function isTransientLockError(error: unknown): boolean {
  * Delay before retry `attempt` (1-based): exponential from `baseMs`, capped at `maxMs`, with "equal jitter" (half
  * fixed, half random) so concurrent migrators spread out but never retry at once.
  */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const exponential = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exponential / 2 + (random() * exponential) / 2);
 }

@@ -50,12 +50,14 @@ export function migratorOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Pa
   if (ttl !== undefined) options.heartbeatTtlMs = ttl;
   const outOfOrder = env['GANTRY_MIGRATIONS_ALLOW_OUT_OF_ORDER'];
   if (outOfOrder !== undefined && outOfOrder !== '') {
-    if (!['true', 'false', '1', '0'].includes(outOfOrder)) invalidOption('GANTRY_MIGRATIONS_ALLOW_OUT_OF_ORDER', 'true or false', outOfOrder);
+    if (!['true', 'false', '1', '0'].includes(outOfOrder))
+      invalidOption('GANTRY_MIGRATIONS_ALLOW_OUT_OF_ORDER', 'true or false', outOfOrder);
     options.allowOutOfOrder = outOfOrder === 'true' || outOfOrder === '1';
   }
   const lint = env['GANTRY_MIGRATIONS_LINT'];
   if (lint !== undefined && lint !== '') {
-    if (!['enforce', 'report', 'off'].includes(lint)) invalidOption('GANTRY_MIGRATIONS_LINT', '"enforce", "report" or "off"', lint);
+    if (!['enforce', 'report', 'off'].includes(lint))
+      invalidOption('GANTRY_MIGRATIONS_LINT', '"enforce", "report" or "off"', lint);
     options.lint = lint as LintEnforcement;
   }
   return options;

@@ -153,7 +153,7 @@ export function readMigrationFile(path: string, root: string): MigrationFile {
  */
 export function loadMigrationFiles(directory: string): MigrationFile[] {
   const root = resolve(directory);
-  let isDirectory = false;
+  let isDirectory: boolean;
   try {
     isDirectory = statSync(root).isDirectory();
   } catch (error) {

@@ -6,12 +6,7 @@ export {
   parseApplicationName,
   registerAppVersion,
 } from './app-version.ts';
-export type {
-  AppVersionRegistration,
-  LiveClient,
-  RegisterAppVersionOptions,
-  SchemaSupports,
-} from './app-version.ts';
+export type { AppVersionRegistration, LiveClient, RegisterAppVersionOptions, SchemaSupports } from './app-version.ts';
 export {
   DEFAULT_BACKFILL_BATCH_SIZE,
   DEFAULT_BACKFILL_MAX_BATCH_SIZE,
@@ -20,13 +15,7 @@ export {
   DEFAULT_BACKFILL_TARGET_BATCH_MS,
   defineBackfill,
 } from './backfill.ts';
-export type {
-  BackfillBatch,
-  BackfillDefinition,
-  BackfillProgress,
-  BackfillQuery,
-  BackfillStatus,
-} from './backfill.ts';
+export type { BackfillBatch, BackfillDefinition, BackfillProgress, BackfillQuery, BackfillStatus } from './backfill.ts';
 export type { Clock, Logger } from './db.ts';
 export { MIGRATIONS_ENV_VARIABLES, migratorOptionsFromEnv } from './env.ts';
 export { MIGRATION_ERROR_CODES, MigrationError, isMigrationError } from './errors.ts';
@@ -74,7 +63,7 @@ export {
 } from './monitor.ts';
 export type { SchemaInfo, SchemaMonitor, SchemaMonitorOptions } from './monitor.ts';
 export { createProgressReporter } from './progress.ts';
-export type { ProgressReporterOptions, ProgressStream } from './progress.ts';
+export type { ProgressReporter, ProgressReporterOptions, ProgressStream } from './progress.ts';
 export { LOCK_LEVELS } from './sql.ts';
 export type { LockImpact, LockLevel } from './sql.ts';
 export type { MigrationState, MigrationStatus, SchemaStatus } from './status.ts';

@@ -38,7 +38,10 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     summary: 'The file does not parse as PostgreSQL SQL.',
     explanation: 'PostgreSQL would reject the migration halfway through a deploy.',
     safeAlternative: 'Fix the syntax; the message gives the line.',
-    examples: { failing: 'ALTER TABLE users ADD COLUM email text;', passing: 'ALTER TABLE users ADD COLUMN email text;' },
+    examples: {
+      failing: 'ALTER TABLE users ADD COLUM email text;',
+      passing: 'ALTER TABLE users ADD COLUMN email text;',
+    },
   }),
   rule({
     id: 'require-concurrent-index-creation',
@@ -114,7 +117,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
       'Add the column without a default, then ALTER COLUMN … SET DEFAULT (applies to new rows), then backfill existing rows in a backfill step.',
     examples: {
       failing: 'ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();',
-      passing: "ALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();\nALTER TABLE users ADD COLUMN token uuid;",
+      passing:
+        'ALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();\nALTER TABLE users ADD COLUMN token uuid;',
     },
   }),
   rule({
@@ -123,7 +127,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     destructive: false,
     summary: 'ADD COLUMN … GENERATED ALWAYS AS (…) STORED.',
     explanation: 'A stored generated column is computed for every row in a table rewrite under ACCESS EXCLUSIVE.',
-    safeAlternative: 'Add a plain column, keep it filled with a trigger (or in the app), backfill existing rows in a backfill step.',
+    safeAlternative:
+      'Add a plain column, keep it filled with a trigger (or in the app), backfill existing rows in a backfill step.',
     examples: {
       failing: 'ALTER TABLE users ADD COLUMN email_lower text GENERATED ALWAYS AS (lower(email)) STORED;',
       passing: 'ALTER TABLE users ADD COLUMN email_lower text;',
@@ -134,7 +139,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     severity: 'error',
     destructive: false,
     summary: 'ADD COLUMN of type serial/bigserial or GENERATED … AS IDENTITY on an existing table.',
-    explanation: 'Every existing row needs a value from the sequence, so the table is rewritten under ACCESS EXCLUSIVE.',
+    explanation:
+      'Every existing row needs a value from the sequence, so the table is rewritten under ACCESS EXCLUSIVE.',
     safeAlternative:
       'Add a nullable bigint column, set its default to nextval() of a new sequence, backfill old rows in a backfill step, then add NOT NULL through a validated CHECK.',
     examples: {
@@ -216,7 +222,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     severity: 'error',
     destructive: false,
     summary: 'UNIQUE constraint that builds its index under lock.',
-    explanation: 'ADD CONSTRAINT … UNIQUE builds the index while holding ACCESS EXCLUSIVE: the table is blocked for the build.',
+    explanation:
+      'ADD CONSTRAINT … UNIQUE builds the index while holding ACCESS EXCLUSIVE: the table is blocked for the build.',
     safeAlternative:
       'CREATE UNIQUE INDEX CONCURRENTLY in one migration, then ADD CONSTRAINT … UNIQUE USING INDEX in the next.',
     examples: {
@@ -274,8 +281,7 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     safeAlternative:
       'Fine for dual-write triggers with the runner’s lock_timeout and retries; keep the trigger function cheap and suppress with a reason.',
     examples: {
-      failing:
-        'CREATE TRIGGER users_sync BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION users_sync();',
+      failing: 'CREATE TRIGGER users_sync BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION users_sync();',
       passing:
         '-- gantry:allow create-trigger-lock dual-write trigger, runner lock_timeout applies\nCREATE TRIGGER users_sync BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION users_sync();',
     },
@@ -287,7 +293,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     summary: 'A statement that blocks traffic runs without lock_timeout.',
     explanation:
       'A DDL statement waiting for its lock sits in the lock queue and blocks every later query on the table, even plain SELECTs, until it gets the lock. gantry-migrate sets lock_timeout on every session; this fires when a file turns it off or when linting for another runner.',
-    safeAlternative: "Keep the runner's lock_timeout (default 500 ms, retried with backoff), or SET lock_timeout = '1s' first.",
+    safeAlternative:
+      "Keep the runner's lock_timeout (default 500 ms, retried with backoff), or SET lock_timeout = '1s' first.",
     examples: {
       failing: 'SET lock_timeout = 0;\nALTER TABLE users ADD COLUMN nickname text;',
       passing: "SET lock_timeout = '1s';\nALTER TABLE users ADD COLUMN nickname text;",
@@ -348,7 +355,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     destructive: true,
     summary: 'RENAME COLUMN outside a contract migration.',
     explanation: 'Old application versions still use the old name and fail the moment the rename commits.',
-    safeAlternative: 'Add the new column, dual-write, backfill, switch reads, then drop the old column in a contract migration.',
+    safeAlternative:
+      'Add the new column, dual-write, backfill, switch reads, then drop the old column in a contract migration.',
     examples: {
       failing: 'ALTER TABLE users RENAME COLUMN name TO full_name;',
       passing: 'ALTER TABLE users ADD COLUMN full_name text;',
@@ -408,7 +416,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     severity: 'warning',
     destructive: true,
     summary: 'DROP CONSTRAINT outside a contract migration.',
-    explanation: 'Integrity that old application versions rely on is silently lost, and the drop takes ACCESS EXCLUSIVE.',
+    explanation:
+      'Integrity that old application versions rely on is silently lost, and the drop takes ACCESS EXCLUSIVE.',
     safeAlternative: 'Drop constraints in a contract migration, deliberately.',
     examples: {
       failing: 'ALTER TABLE orders DROP CONSTRAINT orders_user_fk;',
@@ -447,7 +456,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     summary: 'ADD COLUMN … NOT NULL without a DEFAULT on an existing table.',
     explanation:
       'It fails on a non-empty table, and once added, inserts from old application versions (which do not know the column) fail.',
-    safeAlternative: 'Add the column nullable or with a constant default; enforce NOT NULL later through a validated CHECK.',
+    safeAlternative:
+      'Add the column nullable or with a constant default; enforce NOT NULL later through a validated CHECK.',
     examples: {
       failing: 'ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL;',
       passing: 'ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL DEFAULT 0;',
@@ -549,7 +559,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     summary: 'BEGIN, COMMIT, ROLLBACK or SAVEPOINT in a migration.',
     explanation:
       'The runner wraps each migration in its own transaction and records it in the same one; explicit transaction control breaks that atomicity.',
-    safeAlternative: 'Remove it; use one file per transaction, and -- gantry:no-transaction for statements that cannot run in one.',
+    safeAlternative:
+      'Remove it; use one file per transaction, and -- gantry:no-transaction for statements that cannot run in one.',
     examples: {
       failing: 'BEGIN;\nALTER TABLE users ADD COLUMN nickname text;\nCOMMIT;',
       passing: 'ALTER TABLE users ADD COLUMN nickname text;',
@@ -562,9 +573,10 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     summary: 'UPDATE or DELETE of an existing table inside a migration.',
     explanation:
       'One big UPDATE locks every row it touches until the migration commits, bloats the table and bursts WAL (replicas lag).',
-    safeAlternative: 'Write a backfill step (V<version>__<description>.ts exporting defineBackfill()): batched, throttled, resumable.',
+    safeAlternative:
+      'Write a backfill step (V<version>__<description>.ts exporting defineBackfill()): batched, throttled, resumable.',
     examples: {
-      failing: "UPDATE users SET email_lower = lower(email);",
+      failing: 'UPDATE users SET email_lower = lower(email);',
       passing: "INSERT INTO settings (key, value) VALUES ('theme', 'dark');",
     },
   }),
@@ -652,7 +664,8 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     safeAlternative: '-- gantry:allow <rule> <why this is safe here>.',
     examples: {
       failing: '-- gantry:allow ban-drop-column\nALTER TABLE users DROP COLUMN nickname;',
-      passing: '-- gantry:allow ban-drop-column column was never read by any released version\nALTER TABLE users DROP COLUMN nickname;',
+      passing:
+        '-- gantry:allow ban-drop-column column was never read by any released version\nALTER TABLE users DROP COLUMN nickname;',
     },
   }),
   rule({

@@ -33,7 +33,9 @@ describe('lint rules catalogue', () => {
 
 describe('lintSql', () => {
   it('gives the line of the offending statement and its explanation', async () => {
-    const result = await lintSql('-- gantry:phase expand\n\nALTER TABLE users ADD COLUMN a text;\nCREATE INDEX i ON users (a);\n');
+    const result = await lintSql(
+      '-- gantry:phase expand\n\nALTER TABLE users ADD COLUMN a text;\nCREATE INDEX i ON users (a);\n',
+    );
     const finding = result.findings.find((item) => item.rule === 'require-concurrent-index-creation');
     expect(finding?.line).toBe(4);
     expect(finding?.severity).toBe('error');
@@ -41,7 +43,9 @@ describe('lintSql', () => {
   });
 
   it('does not flag an index on a table created in the same migration', async () => {
-    const result = await lintSql('-- gantry:phase expand\nCREATE TABLE t (id bigint PRIMARY KEY, a text);\nCREATE INDEX t_a ON t (a);');
+    const result = await lintSql(
+      '-- gantry:phase expand\nCREATE TABLE t (id bigint PRIMARY KEY, a text);\nCREATE INDEX t_a ON t (a);',
+    );
     expect(result.findings).toEqual([]);
   });
 
@@ -68,7 +72,9 @@ describe('lintSql', () => {
 
   it('carries a validated NOT NULL check across files', async () => {
     const state = createLintState();
-    await lintSql('-- gantry:phase expand\nALTER TABLE u ADD CONSTRAINT u_e_nn CHECK (e IS NOT NULL) NOT VALID;', { state });
+    await lintSql('-- gantry:phase expand\nALTER TABLE u ADD CONSTRAINT u_e_nn CHECK (e IS NOT NULL) NOT VALID;', {
+      state,
+    });
     await lintSql('-- gantry:phase expand\nALTER TABLE u VALIDATE CONSTRAINT u_e_nn;', { state });
     const third = await lintSql('-- gantry:phase expand\nALTER TABLE u ALTER COLUMN e SET NOT NULL;', { state });
     expect(third.findings.map((item) => item.rule)).not.toContain('setting-not-null-without-check');
@@ -80,7 +86,10 @@ describe('lintSql', () => {
     const sql = '-- gantry:phase expand\nALTER TABLE users ADD COLUMN a text;';
     expect((await lintSql(sql)).findings).toEqual([]);
     const result = await lintSql(sql, { assumeRunnerTimeouts: false });
-    expect(result.findings.map((item) => item.rule).sort()).toEqual(['require-lock-timeout', 'require-statement-timeout']);
+    expect(result.findings.map((item) => item.rule).sort()).toEqual([
+      'require-lock-timeout',
+      'require-statement-timeout',
+    ]);
   });
 
   it('treats a stable default (now()) as safe and an unknown function as a warning', async () => {

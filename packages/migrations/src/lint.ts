@@ -14,6 +14,7 @@ import {
   nameList,
   nodeOf,
   relationName,
+  textOf,
   tryParseSql,
   typeNameOf,
   type AstObject,
@@ -130,7 +131,13 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
   const raw: LintFinding[] = [];
   const base = options.file === undefined ? {} : { file: options.file };
 
-  const report = (id: string, line: number, statement: number | null, message: string, severity?: LintSeverity): void => {
+  const report = (
+    id: string,
+    line: number,
+    statement: number | null,
+    message: string,
+    severity?: LintSeverity,
+  ): void => {
     const definition = lintRule(id);
     if (definition === undefined || disabled.has(id)) return;
     if (definition.destructive && phase === 'contract') return;
@@ -177,7 +184,7 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
 
   const checkColumnType = (column: AstObject, statement: SqlStatement): void => {
     const type = typeNameOf(column['typeName']);
-    const name = String(column['colname'] ?? '?');
+    const name = textOf(column['colname'], '?');
     const hasLength = asArray(asObject(column['typeName'])?.['typmods']).length > 0;
     if (type === 'json') report('prefer-jsonb', statement.line, statement.index, `Column "${name}" is json; use jsonb`);
     if (type === 'varchar' && hasLength) {
@@ -186,7 +193,8 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
     if (type === 'timestamp') {
       report('prefer-timestamptz', statement.line, statement.index, `Column "${name}" is timestamp; use timestamptz`);
     }
-    if (type === 'bpchar') report('ban-char-field', statement.line, statement.index, `Column "${name}" is char(n); use text`);
+    if (type === 'bpchar')
+      report('ban-char-field', statement.line, statement.index, `Column "${name}" is char(n); use text`);
   };
 
   for (const statement of statements) {
@@ -196,14 +204,20 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
     };
     const touchesExisting = statement.tables.some((table) => isExisting(table));
 
-    if (touchesExisting && (lockImpact(statement.lock) === 'writes' || lockImpact(statement.lock) === 'reads and writes')) {
+    if (
+      touchesExisting &&
+      (lockImpact(statement.lock) === 'writes' || lockImpact(statement.lock) === 'reads and writes')
+    ) {
       if ((lockTimeout === 'none' || lockTimeout === 'disabled') && !lockTimeoutReported) {
         lockTimeoutReported = true;
         at('require-lock-timeout', `${statement.lock} lock on ${statement.tables.join(', ')} without lock_timeout`);
       }
       if ((statementTimeout === 'none' || statementTimeout === 'disabled') && !statementTimeoutReported) {
         statementTimeoutReported = true;
-        at('require-statement-timeout', `${statement.lock} lock on ${statement.tables.join(', ')} without statement_timeout`);
+        at(
+          'require-statement-timeout',
+          `${statement.lock} lock on ${statement.tables.join(', ')} without statement_timeout`,
+        );
       }
     }
     if (transactional && exclusiveHeld) {
@@ -222,7 +236,7 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
 
     switch (statement.kind) {
       case 'VariableSetStmt': {
-        const name = String(node['name'] ?? '').toLowerCase();
+        const name = textOf(node['name']).toLowerCase();
         if (node['kind'] !== 'VAR_SET_VALUE') break;
         const value = isZeroSetting(node) ? 'disabled' : 'set';
         if (name === 'lock_timeout') lockTimeout = value;
@@ -230,7 +244,7 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
         break;
       }
       case 'TransactionStmt':
-        at('ban-explicit-transaction', `${String(node['kind'] ?? '').replace('TRANS_STMT_', '')} in a migration file`);
+        at('ban-explicit-transaction', `${textOf(node['kind']).replace('TRANS_STMT_', '')} in a migration file`);
         break;
       case 'IndexStmt': {
         const table = relationName(node['relation']);
@@ -246,10 +260,12 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
         const type = node['removeType'];
         if (type === 'OBJECT_INDEX') {
           if (node['concurrent'] !== true) at('require-concurrent-index-deletion', 'DROP INDEX without CONCURRENTLY');
-          else if (node['missing_ok'] !== true) at('prefer-robust-statements', 'DROP INDEX CONCURRENTLY without IF EXISTS');
+          else if (node['missing_ok'] !== true)
+            at('prefer-robust-statements', 'DROP INDEX CONCURRENTLY without IF EXISTS');
         } else if (type === 'OBJECT_TABLE') {
           const existing = statement.tables.filter((table) => isExisting(table));
-          if (existing.length > 0) at('ban-drop-table', `DROP TABLE ${existing.join(', ')} outside a contract migration`);
+          if (existing.length > 0)
+            at('ban-drop-table', `DROP TABLE ${existing.join(', ')} outside a contract migration`);
         } else if (type === 'OBJECT_SCHEMA') {
           at('ban-drop-schema-or-database', 'DROP SCHEMA outside a contract migration');
         }
@@ -262,7 +278,8 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
         if (statement.transactional) at('require-concurrent-reindex', 'REINDEX without CONCURRENTLY');
         break;
       case 'VacuumStmt':
-        if (statement.rewrite) at('ban-vacuum-full-and-cluster', 'VACUUM FULL rewrites the table under ACCESS EXCLUSIVE');
+        if (statement.rewrite)
+          at('ban-vacuum-full-and-cluster', 'VACUUM FULL rewrites the table under ACCESS EXCLUSIVE');
         break;
       case 'ClusterStmt':
         at('ban-vacuum-full-and-cluster', 'CLUSTER rewrites the table under ACCESS EXCLUSIVE');
@@ -304,7 +321,8 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
         }
         break;
       case 'AlterDomainStmt':
-        if (node['subtype'] === 'C') at('domain-with-constraint', 'ALTER DOMAIN … ADD CONSTRAINT re-checks every column');
+        if (node['subtype'] === 'C')
+          at('domain-with-constraint', 'ALTER DOMAIN … ADD CONSTRAINT re-checks every column');
         break;
       case 'CreateTrigStmt': {
         const table = relationName(node['relation']);
@@ -315,7 +333,10 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
       case 'DeleteStmt': {
         const table = relationName(node['relation']);
         if (isExisting(table)) {
-          at('unbatched-data-change', `${statement.kind === 'UpdateStmt' ? 'UPDATE' : 'DELETE'} of ${table} in a migration`);
+          at(
+            'unbatched-data-change',
+            `${statement.kind === 'UpdateStmt' ? 'UPDATE' : 'DELETE'} of ${table} in a migration`,
+          );
         }
         break;
       }
@@ -335,10 +356,13 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
           checkColumnType(column, statement);
           const constraints = constraintsOf(column);
           const isKey =
-            primaryColumns.has(String(column['colname'] ?? '').toLowerCase()) ||
+            primaryColumns.has(textOf(column['colname']).toLowerCase()) ||
             constraints.some((c) => c['contype'] === 'CONSTR_PRIMARY' || c['contype'] === 'CONSTR_IDENTITY');
           const type = typeNameOf(column['typeName']);
-          if (isKey && ['int4', 'int2', 'serial', 'serial4', 'smallserial', 'serial2', 'integer', 'int'].includes(type)) {
+          if (
+            isKey &&
+            ['int4', 'int2', 'serial', 'serial4', 'smallserial', 'serial2', 'integer', 'int'].includes(type)
+          ) {
             at('prefer-bigint-key', `Key column "${String(column['colname'])}" is ${type}; use bigint`);
           }
         }
@@ -356,20 +380,23 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
           const command = nodeOf(item, 'AlterTableCmd');
           if (command === undefined) continue;
           const subtype = command['subtype'];
-          const columnName = String(command['name'] ?? '');
+          const columnName = textOf(command['name']);
           if (subtype === 'AT_AddColumn') {
             const column = nodeOf(command['def'], 'ColumnDef');
             if (column === undefined) continue;
             checkColumnType(column, statement);
             if (!existing) continue;
-            const name = String(column['colname'] ?? '?');
+            const name = textOf(column['colname'], '?');
             const constraints = constraintsOf(column);
             const kinds = new Set(constraints.map((constraint) => constraint['contype']));
             const defaultExpression = constraints.find((c) => c['contype'] === 'CONSTR_DEFAULT')?.['raw_expr'];
             if (defaultExpression !== undefined) {
               const volatility = defaultVolatility(defaultExpression);
               if (volatility === 'volatile') {
-                at('adding-field-with-volatile-default', `Column "${name}" has a volatile default: the table is rewritten`);
+                at(
+                  'adding-field-with-volatile-default',
+                  `Column "${name}" has a volatile default: the table is rewritten`,
+                );
               } else if (volatility === 'unknown') {
                 at(
                   'adding-field-with-volatile-default',
@@ -399,13 +426,17 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
             if (kinds.has('CONSTR_FOREIGN')) {
               at('adding-foreign-key-without-not-valid', `Column "${name}" is added with a validated REFERENCES`);
             }
-            if (kinds.has('CONSTR_CHECK')) at('adding-check-without-not-valid', `Column "${name}" is added with a validated CHECK`);
+            if (kinds.has('CONSTR_CHECK'))
+              at('adding-check-without-not-valid', `Column "${name}" is added with a validated CHECK`);
           } else if (subtype === 'AT_AlterColumnType') {
             if (existing) at('changing-column-type', `Type change of ${table}.${columnName}`);
           } else if (subtype === 'AT_SetNotNull') {
             const key = `${bareName(table ?? '')}.${columnName.toLowerCase()}`;
             if (existing && !state.validatedNotNull.has(key) && !validatedUnknown.has(bareName(table ?? ''))) {
-              at('setting-not-null-without-check', `SET NOT NULL on ${table}.${columnName} scans the table under ACCESS EXCLUSIVE`);
+              at(
+                'setting-not-null-without-check',
+                `SET NOT NULL on ${table}.${columnName} scans the table under ACCESS EXCLUSIVE`,
+              );
             }
           } else if (subtype === 'AT_AddConstraint') {
             const constraint = nodeOf(command['def'], 'Constraint');
@@ -421,7 +452,8 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
                 break;
               case 'CONSTR_CHECK': {
                 const column = notNullCheckColumn(constraint);
-                if (existing && !notValid) at('adding-check-without-not-valid', `CHECK ${name ?? ''} on ${table} validated at once`);
+                if (existing && !notValid)
+                  at('adding-check-without-not-valid', `CHECK ${name ?? ''} on ${table} validated at once`);
                 if (notValid && name !== undefined) {
                   addedNotValid.add(name);
                   if (column !== undefined) state.notNullChecks.set(name, `${bareName(table ?? '')}.${column}`);
@@ -432,7 +464,10 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
               }
               case 'CONSTR_UNIQUE':
                 if (existing && constraint['indexname'] === undefined) {
-                  at('adding-unique-constraint', `UNIQUE ${name ?? ''} on ${table} builds its index under ACCESS EXCLUSIVE`);
+                  at(
+                    'adding-unique-constraint',
+                    `UNIQUE ${name ?? ''} on ${table} builds its index under ACCESS EXCLUSIVE`,
+                  );
                 }
                 break;
               case 'CONSTR_PRIMARY':
@@ -448,7 +483,10 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
             }
           } else if (subtype === 'AT_ValidateConstraint') {
             if (transactional && (addedNotValid.has(columnName) || strongLockHeld)) {
-              at('validating-in-same-transaction', `VALIDATE CONSTRAINT ${columnName} in the same transaction as other DDL`);
+              at(
+                'validating-in-same-transaction',
+                `VALIDATE CONSTRAINT ${columnName} in the same transaction as other DDL`,
+              );
             }
             const guarded = state.notNullChecks.get(columnName);
             if (guarded !== undefined) state.validatedNotNull.add(guarded);
@@ -472,7 +510,8 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
     }
     if (touchesExisting && transactional) {
       if (statement.lock === 'ACCESS EXCLUSIVE') exclusiveHeld = true;
-      if (lockImpact(statement.lock) === 'writes' || lockImpact(statement.lock) === 'reads and writes') strongLockHeld = true;
+      if (lockImpact(statement.lock) === 'writes' || lockImpact(statement.lock) === 'reads and writes')
+        strongLockHeld = true;
     }
   }
 
@@ -526,7 +565,9 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
       const target = finding.statement;
       const index = allows.findIndex((allow, position) => {
         if (!validAllow[position] || allow.rule !== finding.rule) return false;
-        return target === null ? statementFor(allow.offset) === 0 || parsedStatements.length === 0 : statementFor(allow.offset) === target;
+        return target === null
+          ? statementFor(allow.offset) === 0 || parsedStatements.length === 0
+          : statementFor(allow.offset) === target;
       });
       if (index >= 0) {
         used.add(index);

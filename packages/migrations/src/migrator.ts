@@ -4,12 +4,7 @@
 import { userInfo, hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import {
-  blockingClients,
-  readLiveClients,
-  DEFAULT_HEARTBEAT_TTL_MS,
-  type LiveClient,
-} from './app-version.ts';
+import { blockingClients, readLiveClients, DEFAULT_HEARTBEAT_TTL_MS, type LiveClient } from './app-version.ts';
 import {
   defineBackfill,
   readBackfills,
@@ -201,7 +196,8 @@ export interface PlanReport {
 
 /** A warning of `compat`. */
 export interface CompatWarning {
-  readonly code: 'major-version-jump' | 'destructive-migration' | 'long-running' | 'backfill' | 'lint-error' | 'no-migrations';
+  readonly code:
+    'major-version-jump' | 'destructive-migration' | 'long-running' | 'backfill' | 'lint-error' | 'no-migrations';
   readonly version: string | null;
   readonly message: string;
 }
@@ -210,7 +206,11 @@ export interface CompatWarning {
 export interface CompatReport {
   readonly from: string;
   readonly to: string;
-  readonly migrations: readonly { readonly version: string; readonly description: string; readonly phase: MigrationPhase }[];
+  readonly migrations: readonly {
+    readonly version: string;
+    readonly description: string;
+    readonly phase: MigrationPhase;
+  }[];
   readonly warnings: readonly CompatWarning[];
   /** Sum of the estimates, or null when no estimate was possible. */
   readonly estimatedSeconds: number | null;
@@ -227,7 +227,11 @@ export interface BaselineReport {
 /** Result of `repair`. */
 export interface RepairReport {
   readonly removedFailed: readonly string[];
-  readonly realignedChecksums: readonly { readonly version: string; readonly from: string | null; readonly to: string }[];
+  readonly realignedChecksums: readonly {
+    readonly version: string;
+    readonly from: string | null;
+    readonly to: string;
+  }[];
   readonly resetBackfills: readonly string[];
 }
 
@@ -253,7 +257,11 @@ export interface Migrator {
   /** Lints every SQL file. */
   lint(): Promise<readonly FileLintResult[]>;
   /** Marks an existing database as being at `version` (empty history only). */
-  baseline(options: { readonly version: string; readonly description?: string; readonly reason?: string }): Promise<BaselineReport>;
+  baseline(options: {
+    readonly version: string;
+    readonly description?: string;
+    readonly reason?: string;
+  }): Promise<BaselineReport>;
   /** Removes failed entries, realigns checksums with the files, resets failed backfills; audited. */
   repair(options: { readonly reason: string }): Promise<RepairReport>;
   /** Upgrade-path check between two schema versions. */
@@ -277,7 +285,8 @@ export interface MigrateOptions {
 
 const nonNegativeNumber = (value: unknown, name: string, fallback: number): number => {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalidOption(name, 'a finite number ≥ 0', value);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    invalidOption(name, 'a finite number ≥ 0', value);
   return value;
 };
 const integerOption = (value: unknown, name: string, fallback: number): number => {
@@ -294,9 +303,16 @@ export function resolveMigratorConfig(options: MigratorOptions): MigratorConfig 
   }
   const sources = [options.connectionString, options.connection, options.pool].filter((value) => value !== undefined);
   if (sources.length !== 1) {
-    invalidOption('connectionString', 'exactly one of `connectionString`, `connection` and `pool`', `${sources.length} given`);
+    invalidOption(
+      'connectionString',
+      'exactly one of `connectionString`, `connection` and `pool`',
+      `${sources.length} given`,
+    );
   }
-  if (options.connectionString !== undefined && (typeof options.connectionString !== 'string' || options.connectionString === '')) {
+  if (
+    options.connectionString !== undefined &&
+    (typeof options.connectionString !== 'string' || options.connectionString === '')
+  ) {
     invalidOption('connectionString', 'a postgres:// URL', options.connectionString);
   }
   const schema = options.schema ?? DEFAULT_HISTORY_SCHEMA;
@@ -308,7 +324,7 @@ export function resolveMigratorConfig(options: MigratorOptions): MigratorConfig 
   if (options.actor !== undefined && (typeof options.actor !== 'string' || options.actor === '')) {
     invalidOption('actor', 'a non-empty string', options.actor);
   }
-  let defaultActor = 'unknown';
+  let defaultActor: string;
   try {
     defaultActor = `${userInfo().username}@${hostname()}`;
   } catch {
@@ -318,7 +334,11 @@ export function resolveMigratorConfig(options: MigratorOptions): MigratorConfig 
     directory: options.directory,
     schema,
     lockTimeoutMs: nonNegativeNumber(options.lockTimeoutMs, 'lockTimeoutMs', DEFAULT_LOCK_TIMEOUT_MS),
-    statementTimeoutMs: nonNegativeNumber(options.statementTimeoutMs, 'statementTimeoutMs', DEFAULT_STATEMENT_TIMEOUT_MS),
+    statementTimeoutMs: nonNegativeNumber(
+      options.statementTimeoutMs,
+      'statementTimeoutMs',
+      DEFAULT_STATEMENT_TIMEOUT_MS,
+    ),
     concurrentStatementTimeoutMs: nonNegativeNumber(
       options.concurrentStatementTimeoutMs,
       'concurrentStatementTimeoutMs',
@@ -332,7 +352,11 @@ export function resolveMigratorConfig(options: MigratorOptions): MigratorConfig 
     lockRetries: integerOption(options.lockRetries, 'lockRetries', DEFAULT_LOCK_RETRIES),
     retryBaseDelayMs: nonNegativeNumber(options.retryBaseDelayMs, 'retryBaseDelayMs', DEFAULT_RETRY_BASE_DELAY_MS),
     retryMaxDelayMs: nonNegativeNumber(options.retryMaxDelayMs, 'retryMaxDelayMs', DEFAULT_RETRY_MAX_DELAY_MS),
-    advisoryLockWaitMs: nonNegativeNumber(options.advisoryLockWaitMs, 'advisoryLockWaitMs', DEFAULT_ADVISORY_LOCK_WAIT_MS),
+    advisoryLockWaitMs: nonNegativeNumber(
+      options.advisoryLockWaitMs,
+      'advisoryLockWaitMs',
+      DEFAULT_ADVISORY_LOCK_WAIT_MS,
+    ),
     heartbeatTtlMs: nonNegativeNumber(options.heartbeatTtlMs, 'heartbeatTtlMs', DEFAULT_HEARTBEAT_TTL_MS),
     allowOutOfOrder: options.allowOutOfOrder === true,
     lint,
@@ -349,10 +373,14 @@ export async function loadBackfillDefinition(file: MigrationFile): Promise<Backf
   try {
     module = (await import(pathToFileURL(file.path).href)) as Record<string, unknown>;
   } catch (error) {
-    throw new MigrationError('GANTRY_MIGRATIONS_INVALID_FILE', `Cannot load backfill step "${file.script}": ${errorMessage(error)}`, {
-      cause: error,
-      version: file.version,
-    });
+    throw new MigrationError(
+      'GANTRY_MIGRATIONS_INVALID_FILE',
+      `Cannot load backfill step "${file.script}": ${errorMessage(error)}`,
+      {
+        cause: error,
+        version: file.version,
+      },
+    );
   }
   const candidate = module['default'] ?? module['backfill'];
   if (typeof candidate !== 'object' || candidate === null) {
@@ -365,10 +393,14 @@ export async function loadBackfillDefinition(file: MigrationFile): Promise<Backf
   try {
     return defineBackfill(candidate as BackfillDefinition);
   } catch (error) {
-    throw new MigrationError('GANTRY_MIGRATIONS_INVALID_FILE', `Backfill step "${file.script}": ${errorMessage(error)}`, {
-      cause: error,
-      version: file.version,
-    });
+    throw new MigrationError(
+      'GANTRY_MIGRATIONS_INVALID_FILE',
+      `Backfill step "${file.script}": ${errorMessage(error)}`,
+      {
+        cause: error,
+        version: file.version,
+      },
+    );
   }
 }
 
@@ -409,7 +441,9 @@ export function createMigrator(options: MigratorOptions): Migrator {
       ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
       application_name: 'gantry-migrate',
     });
-    client.on('error', (error) => logger.warn({ event: 'migrations.connection.error', error: errorMessage(error) }, 'connection error'));
+    client.on('error', (error) =>
+      logger.warn({ event: 'migrations.connection.error', error: errorMessage(error) }, 'connection error'),
+    );
     await client.connect();
     return { client, release: () => client.end().catch(() => undefined) };
   };
@@ -422,7 +456,10 @@ export function createMigrator(options: MigratorOptions): Migrator {
       if (result.rows[0]?.ok === true) return;
       if (!announced) {
         announced = true;
-        logger.info({ event: 'migrations.lock.waiting', waitMs: config.advisoryLockWaitMs }, 'waiting for another migrator');
+        logger.info(
+          { event: 'migrations.lock.waiting', waitMs: config.advisoryLockWaitMs },
+          'waiting for another migrator',
+        );
       }
       const left = deadline - clock.now();
       if (left <= 0) break;
@@ -459,7 +496,9 @@ export function createMigrator(options: MigratorOptions): Migrator {
     }
   };
 
-  const readState = async (client: pg.ClientBase): Promise<{ files: MigrationFile[]; status: SchemaStatus; backfills: BackfillStatus[] }> => {
+  const readState = async (
+    client: pg.ClientBase,
+  ): Promise<{ files: MigrationFile[]; status: SchemaStatus; backfills: BackfillStatus[] }> => {
     const files = loadMigrationFiles(config.directory);
     const exists = await storeExists(client, config.schema);
     const history = exists ? await readHistory(client, names) : [];
@@ -479,7 +518,10 @@ export function createMigrator(options: MigratorOptions): Migrator {
       } else if (migration.state === 'missing') {
         problems.push({ ...base, message: `Version ${migration.version} is applied but its file is gone` });
       } else if (migration.state === 'failed') {
-        problems.push({ ...base, message: `Version ${migration.version} failed: ${migration.error ?? 'unknown error'}` });
+        problems.push({
+          ...base,
+          message: `Version ${migration.version} failed: ${migration.error ?? 'unknown error'}`,
+        });
       } else if (migration.state === 'out-of-order' && !config.allowOutOfOrder) {
         problems.push({
           ...base,
@@ -492,17 +534,44 @@ export function createMigrator(options: MigratorOptions): Migrator {
 
   const historyInsert = (
     file: MigrationFile,
-    fields: { success: boolean; transactional: boolean; statementsApplied: number; executionMs: string; error?: string | null; forcedReason?: string | null },
+    fields: {
+      success: boolean;
+      transactional: boolean;
+      statementsApplied: number;
+      executionMs: string;
+      error?: string | null;
+      forcedReason?: string | null;
+    },
   ): string =>
     `INSERT INTO ${names.history} (version, description, phase, script, checksum, transactional, statements_applied, installed_by, execution_ms, success, error, forced_reason)
      VALUES (${quoteLiteral(file.version)}, ${quoteLiteral(file.description)}, ${quoteLiteral(file.phase)}, ${quoteLiteral(file.script)}, ${quoteLiteral(file.checksum)},
              ${fields.transactional}, ${fields.statementsApplied}, ${quoteLiteral(config.actor)}, ${fields.executionMs}, ${fields.success},
              ${quoteLiteral(fields.error ?? null)}, ${quoteLiteral(fields.forcedReason ?? null)})`;
 
-  const recordFailure = async (client: pg.ClientBase, file: MigrationFile, error: unknown, transactional: boolean, applied: number, ms: number): Promise<void> => {
+  const recordFailure = async (
+    client: pg.ClientBase,
+    file: MigrationFile,
+    error: unknown,
+    transactional: boolean,
+    applied: number,
+    ms: number,
+  ): Promise<void> => {
     await client
-      .query(historyInsert(file, { success: false, transactional, statementsApplied: applied, executionMs: String(Math.round(ms)), error: errorMessage(error) }))
-      .catch((recordError: unknown) => logger.error({ event: 'migrations.history.write_failed', error: errorMessage(recordError) }, 'could not record failure'));
+      .query(
+        historyInsert(file, {
+          success: false,
+          transactional,
+          statementsApplied: applied,
+          executionMs: String(Math.round(ms)),
+          error: errorMessage(error),
+        }),
+      )
+      .catch((recordError: unknown) =>
+        logger.error(
+          { event: 'migrations.history.write_failed', error: errorMessage(recordError) },
+          'could not record failure',
+        ),
+      );
   };
 
   /** Sessions holding locks on `tables` (for the lock-timeout message; never their query text). */
@@ -522,7 +591,12 @@ export function createMigrator(options: MigratorOptions): Migrator {
     );
   };
 
-  const runTransactional = async (client: pg.ClientBase, file: MigrationFile, statements: readonly SqlStatement[], forcedReason: string | null): Promise<{ attempts: number; durationMs: number }> => {
+  const runTransactional = async (
+    client: pg.ClientBase,
+    file: MigrationFile,
+    statements: readonly SqlStatement[],
+    forcedReason: string | null,
+  ): Promise<{ attempts: number; durationMs: number }> => {
     const tables = [...new Set(statements.flatMap((statement) => statement.tables))];
     const prefix = `BEGIN;\nSET LOCAL lock_timeout = ${Math.round(config.lockTimeoutMs)};\nSET LOCAL statement_timeout = ${Math.round(config.statementTimeoutMs)};\n`;
     const text = `${prefix}${file.source}\n;\n${historyInsert(file, {
@@ -543,7 +617,13 @@ export function createMigrator(options: MigratorOptions): Migrator {
         if (isTransientLockError(error) && attempt <= config.lockRetries) {
           const wait = backoffDelay(attempt, config.retryBaseDelayMs, config.retryMaxDelayMs);
           logger.warn(
-            { event: 'migrations.lock.retry', version: file.version, attempt, waitMs: wait, error: errorMessage(error) },
+            {
+              event: 'migrations.lock.retry',
+              version: file.version,
+              attempt,
+              waitMs: wait,
+              error: errorMessage(error),
+            },
             'lock timeout, retrying',
           );
           await clock.sleep(wait);
@@ -555,7 +635,13 @@ export function createMigrator(options: MigratorOptions): Migrator {
     }
   };
 
-  const failure = async (client: pg.ClientBase, file: MigrationFile, error: unknown, tables: readonly string[], attempts: number): Promise<MigrationError> => {
+  const failure = async (
+    client: pg.ClientBase,
+    file: MigrationFile,
+    error: unknown,
+    tables: readonly string[],
+    attempts: number,
+  ): Promise<MigrationError> => {
     if (isTransientLockError(error)) {
       const blockers = await findBlockers(client, tables);
       return new MigrationError(
@@ -566,11 +652,15 @@ export function createMigrator(options: MigratorOptions): Migrator {
     }
     const position = Number((error as { position?: unknown }).position);
     const where = Number.isFinite(position) ? ` near character ${position}` : '';
-    return new MigrationError('GANTRY_MIGRATIONS_MIGRATION_FAILED', `${file.script} failed${where}: ${errorMessage(error)}`, {
-      cause: error,
-      version: file.version,
-      details: { sqlState: sqlState(error) ?? null },
-    });
+    return new MigrationError(
+      'GANTRY_MIGRATIONS_MIGRATION_FAILED',
+      `${file.script} failed${where}: ${errorMessage(error)}`,
+      {
+        cause: error,
+        version: file.version,
+        details: { sqlState: sqlState(error) ?? null },
+      },
+    );
   };
 
   const dropInvalidIndex = async (client: pg.ClientBase, statement: SqlStatement): Promise<void> => {
@@ -578,13 +668,19 @@ export function createMigrator(options: MigratorOptions): Migrator {
     const name = statement.node['idxname'];
     if (typeof name !== 'string') return;
     const schemaName = (statement.node['relation'] as { schemaname?: string } | undefined)?.schemaname;
-    const qualified = schemaName === undefined ? `"${name.replace(/"/g, '""')}"` : `"${schemaName.replace(/"/g, '""')}"."${name.replace(/"/g, '""')}"`;
+    const qualified =
+      schemaName === undefined
+        ? `"${name.replace(/"/g, '""')}"`
+        : `"${schemaName.replace(/"/g, '""')}"."${name.replace(/"/g, '""')}"`;
     const invalid = await client.query<{ invalid: boolean }>(
       `SELECT NOT i.indisvalid AS invalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)`,
       [qualified],
     );
     if (invalid.rows[0]?.invalid === true) {
-      logger.warn({ event: 'migrations.index.invalid_dropped', index: qualified }, 'dropping invalid index left by an earlier attempt');
+      logger.warn(
+        { event: 'migrations.index.invalid_dropped', index: qualified },
+        'dropping invalid index left by an earlier attempt',
+      );
       await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${qualified}`);
     }
   };
@@ -609,27 +705,35 @@ export function createMigrator(options: MigratorOptions): Migrator {
         for (let attempt = 1; ; attempt += 1) {
           try {
             await dropInvalidIndex(client, statement);
-            await client.query(`SET lock_timeout = ${Math.round(config.lockTimeoutMs)}; SET statement_timeout = ${Math.round(timeout)}`);
+            await client.query(
+              `SET lock_timeout = ${Math.round(config.lockTimeoutMs)}; SET statement_timeout = ${Math.round(timeout)}`,
+            );
             await client.query(statement.text);
             break;
           } catch (error) {
             if (isTransientLockError(error) && attempt <= config.lockRetries) {
               attempts += 1;
               const wait = backoffDelay(attempt, config.retryBaseDelayMs, config.retryMaxDelayMs);
-              logger.warn({ event: 'migrations.lock.retry', version: file.version, statement: index, attempt, waitMs: wait }, 'lock timeout, retrying');
+              logger.warn(
+                { event: 'migrations.lock.retry', version: file.version, statement: index, attempt, waitMs: wait },
+                'lock timeout, retrying',
+              );
               await clock.sleep(wait);
               continue;
             }
             throw Object.assign(new Error('statement failed'), { original: error, index, attempt });
           }
         }
-        await client.query(`UPDATE ${names.history} SET statements_applied = $2 WHERE installed_rank = $1`, [rank, index + 1]);
+        await client.query(`UPDATE ${names.history} SET statements_applied = $2 WHERE installed_rank = $1`, [
+          rank,
+          index + 1,
+        ]);
       }
       const durationMs = performance.now() - started;
-      await client.query(`UPDATE ${names.history} SET success = true, error = NULL, execution_ms = $2, installed_on = now() WHERE installed_rank = $1`, [
-        rank,
-        Math.round(durationMs),
-      ]);
+      await client.query(
+        `UPDATE ${names.history} SET success = true, error = NULL, execution_ms = $2, installed_on = now() WHERE installed_rank = $1`,
+        [rank, Math.round(durationMs)],
+      );
       return { attempts, durationMs };
     } catch (wrapped) {
       const { original, index, attempt } = wrapped as { original: unknown; index: number; attempt: number };
@@ -646,12 +750,19 @@ export function createMigrator(options: MigratorOptions): Migrator {
     }
   };
 
-  const checkGate = async (client: pg.ClientBase, file: MigrationFile, migrateOptions: MigrateOptions): Promise<string | null> => {
+  const checkGate = async (
+    client: pg.ClientBase,
+    file: MigrationFile,
+    migrateOptions: MigrateOptions,
+  ): Promise<string | null> => {
     const live = await readLiveClients(client, config.schema, config.heartbeatTtlMs);
     const blocking = blockingClients(live, file.version);
     if (blocking.length === 0) return null;
     const list = blocking
-      .map((item) => `${item.service}@${item.version} (${item.instance}, supports schema ≤ ${item.schemaSupports.max}, seen ${Math.round(item.ageSeconds)} s ago via ${item.source})`)
+      .map(
+        (item) =>
+          `${item.service}@${item.version} (${item.instance}, supports schema ≤ ${item.schemaSupports.max}, seen ${Math.round(item.ageSeconds)} s ago via ${item.source})`,
+      )
       .join('; ');
     if (migrateOptions.force !== true) {
       throw new MigrationError(
@@ -662,14 +773,30 @@ export function createMigrator(options: MigratorOptions): Migrator {
     }
     const reason = migrateOptions.reason?.trim() ?? '';
     if (reason === '') {
-      throw new MigrationError('GANTRY_MIGRATIONS_REASON_REQUIRED', '--force needs --reason "<why it is safe>"', { version: file.version });
+      throw new MigrationError('GANTRY_MIGRATIONS_REASON_REQUIRED', '--force needs --reason "<why it is safe>"', {
+        version: file.version,
+      });
     }
-    await audit(client, names, { actor: config.actor, action: 'force-contract', version: file.version, reason, details: { blocking } });
-    logger.warn({ event: 'migrations.contract.forced', version: file.version, reason, blocking: blocking.length }, 'contract forced past live clients');
+    await audit(client, names, {
+      actor: config.actor,
+      action: 'force-contract',
+      version: file.version,
+      reason,
+      details: { blocking },
+    });
+    logger.warn(
+      { event: 'migrations.contract.forced', version: file.version, reason, blocking: blocking.length },
+      'contract forced past live clients',
+    );
     return reason;
   };
 
-  const verifyBackfillsBefore = async (client: pg.ClientBase, files: readonly MigrationFile[], status: SchemaStatus, contract: MigrationFile): Promise<void> => {
+  const verifyBackfillsBefore = async (
+    client: pg.ClientBase,
+    files: readonly MigrationFile[],
+    status: SchemaStatus,
+    contract: MigrationFile,
+  ): Promise<void> => {
     const lastContract = status.lastContract;
     const steps = files.filter(
       (file) =>
@@ -680,7 +807,10 @@ export function createMigrator(options: MigratorOptions): Migrator {
     for (const step of steps) {
       const definition = await loadBackfillDefinition(step);
       const mismatches = await verifyBackfill(client, definition);
-      await client.query(`UPDATE ${names.backfill} SET mismatches = $2, verified_at = now() WHERE version = $1`, [step.version, mismatches]);
+      await client.query(`UPDATE ${names.backfill} SET mismatches = $2, verified_at = now() WHERE version = $1`, [
+        step.version,
+        mismatches,
+      ]);
       if (mismatches > 0) {
         throw new MigrationError(
           'GANTRY_MIGRATIONS_CONTRACT_REFUSED',
@@ -739,7 +869,8 @@ export function createMigrator(options: MigratorOptions): Migrator {
         const errors: LintFinding[] = [];
         for (const file of selected) {
           const result = lintByVersion.get(file.version);
-          for (const finding of result?.findings ?? []) (finding.severity === 'error' ? errors : warnings).push(finding);
+          for (const finding of result?.findings ?? [])
+            (finding.severity === 'error' ? errors : warnings).push(finding);
         }
         if (errors.length > 0 && config.lint === 'enforce') {
           throw new MigrationError(
@@ -791,18 +922,39 @@ export function createMigrator(options: MigratorOptions): Migrator {
           await client.query('RESET lock_timeout; RESET statement_timeout');
           const durationMs = performance.now() - started;
           await client.query(
-            historyInsert(file, { success: true, transactional: false, statementsApplied: 0, executionMs: String(Math.round(durationMs)) }),
+            historyInsert(file, {
+              success: true,
+              transactional: false,
+              statementsApplied: 0,
+              executionMs: String(Math.round(durationMs)),
+            }),
           );
-          applied.push({ version: file.version, description: file.description, phase: file.phase, durationMs, transactional: false, attempts: 1, rows: result.rowsDone });
+          applied.push({
+            version: file.version,
+            description: file.description,
+            phase: file.phase,
+            durationMs,
+            transactional: false,
+            attempts: 1,
+            rows: result.rowsDone,
+          });
         } else {
-          const lint = lintByVersion.get(file.version) ?? (await lintSql(file.source, { phase: file.phase, noTransaction: file.noTransaction }));
+          const lint =
+            lintByVersion.get(file.version) ??
+            (await lintSql(file.source, { phase: file.phase, noTransaction: file.noTransaction }));
           const statements = lint.statements;
           let outcome: { attempts: number; durationMs: number };
           if (lint.transactional) {
             outcome = await runTransactional(client, file, statements, forcedReason);
           } else {
             const previous = [...history].reverse().find((row) => row.version === file.version);
-            const resumeFrom = previous !== undefined && !previous.success && !previous.transactional && previous.checksum === file.checksum ? previous.statementsApplied : 0;
+            const resumeFrom =
+              previous !== undefined &&
+              !previous.success &&
+              !previous.transactional &&
+              previous.checksum === file.checksum
+                ? previous.statementsApplied
+                : 0;
             outcome = await runStatementByStatement(client, file, statements, resumeFrom, forcedReason);
           }
           applied.push({
@@ -815,7 +967,15 @@ export function createMigrator(options: MigratorOptions): Migrator {
             ...(forcedReason === null ? {} : { forcedReason }),
           });
         }
-        logger.info({ event: 'migrations.migration.applied', version: file.version, phase: file.phase, durationMs: Math.round(performance.now() - started) }, `applied ${file.script}`);
+        logger.info(
+          {
+            event: 'migrations.migration.applied',
+            version: file.version,
+            phase: file.phase,
+            durationMs: Math.round(performance.now() - started),
+          },
+          `applied ${file.script}`,
+        );
         if (file.phase === 'contract') {
           current = computeStatus(files, await readHistory(client, names), await readBackfills(client, names));
         }
@@ -837,16 +997,24 @@ export function createMigrator(options: MigratorOptions): Migrator {
 
   const measuredRate = (backfills: readonly BackfillStatus[]): number => {
     const rates = backfills.map((backfill) => backfill.rowsPerSecond ?? 0).filter((rate) => rate > 0);
-    return rates.length === 0 ? DEFAULT_ESTIMATED_BACKFILL_ROWS_PER_SECOND : rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
+    return rates.length === 0
+      ? DEFAULT_ESTIMATED_BACKFILL_ROWS_PER_SECOND
+      : rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
   };
 
-  const planFiles = async (client: pg.ClientBase, files: readonly MigrationFile[], backfills: readonly BackfillStatus[], withGate: boolean): Promise<PlannedMigration[]> => {
+  const planFiles = async (
+    client: pg.ClientBase,
+    files: readonly MigrationFile[],
+    backfills: readonly BackfillStatus[],
+    withGate: boolean,
+  ): Promise<PlannedMigration[]> => {
     const planned: PlannedMigration[] = [];
     const rate = measuredRate(backfills);
     const lintResults = await lintMigrationFiles(files);
     const live = withGate ? await readLiveClients(client, config.schema, config.heartbeatTtlMs).catch(() => []) : [];
     for (const file of files) {
-      const gate = file.phase === 'contract' && withGate ? { blockingClients: blockingClients(live, file.version) } : {};
+      const gate =
+        file.phase === 'contract' && withGate ? { blockingClients: blockingClients(live, file.version) } : {};
       if (file.kind === 'backfill') {
         const definition = await loadBackfillDefinition(file);
         const rows = await estimateRows(client, definition.table);
@@ -858,7 +1026,11 @@ export function createMigrator(options: MigratorOptions): Migrator {
           transactional: false,
           statements: [],
           findings: [],
-          backfill: { table: definition.table, estimatedRows: rows, estimatedSeconds: rows === null ? null : rows / rate },
+          backfill: {
+            table: definition.table,
+            estimatedRows: rows,
+            estimatedSeconds: rows === null ? null : rows / rate,
+          },
           ...gate,
         });
         continue;
@@ -866,7 +1038,9 @@ export function createMigrator(options: MigratorOptions): Migrator {
       const lint = lintResults.find((result) => result.version === file.version);
       const statements: PlannedStatement[] = [];
       for (const statement of lint?.statements ?? []) {
-        const tables = await Promise.all(statement.tables.map(async (name) => ({ name, estimatedRows: await estimateRows(client, name) })));
+        const tables = await Promise.all(
+          statement.tables.map(async (name) => ({ name, estimatedRows: await estimateRows(client, name) })),
+        );
         const rows = tables.reduce((sum, table) => sum + (table.estimatedRows ?? 0), 0);
         statements.push({
           line: statement.line,
@@ -914,15 +1088,23 @@ export function createMigrator(options: MigratorOptions): Migrator {
     backfillResume: async (runOptions = {}) => {
       const started = await withSession(false, async (client) => {
         const { status } = await readState(client);
-        return status.migrations.filter((migration) => migration.state === 'backfilling' || (migration.phase === 'backfill' && migration.state === 'failed'));
+        return status.migrations.filter(
+          (migration) =>
+            migration.state === 'backfilling' || (migration.phase === 'backfill' && migration.state === 'failed'),
+        );
       });
       if (started.length === 0) {
-        throw new MigrationError('GANTRY_MIGRATIONS_BACKFILL_NOT_FOUND', 'No started backfill to resume; use `backfill run` to start one');
+        throw new MigrationError(
+          'GANTRY_MIGRATIONS_BACKFILL_NOT_FOUND',
+          'No started backfill to resume; use `backfill run` to start one',
+        );
       }
       return backfillRun(runOptions);
     },
     backfillStatus: () =>
-      withSession(false, async (client) => ((await storeExists(client, config.schema)) ? readBackfills(client, names) : [])),
+      withSession(false, async (client) =>
+        (await storeExists(client, config.schema)) ? readBackfills(client, names) : [],
+      ),
     plan: (planOptions = {}) =>
       withSession(false, async (client) => {
         const { files, status, backfills } = await readState(client);
@@ -949,12 +1131,21 @@ export function createMigrator(options: MigratorOptions): Migrator {
            VALUES ($1, $2, 'baseline', '<< baseline >>', NULL, true, $3, true)`,
           [version, description, config.actor],
         );
-        await audit(client, names, { actor: config.actor, action: 'baseline', version, reason: baselineOptions.reason ?? 'baseline' });
+        await audit(client, names, {
+          actor: config.actor,
+          action: 'baseline',
+          version,
+          reason: baselineOptions.reason ?? 'baseline',
+        });
         return { version, description };
       }),
     repair: async (repairOptions) => {
       const reason = repairOptions?.reason?.trim() ?? '';
-      if (reason === '') throw new MigrationError('GANTRY_MIGRATIONS_REASON_REQUIRED', 'repair needs a reason; it is recorded in the audit log');
+      if (reason === '')
+        throw new MigrationError(
+          'GANTRY_MIGRATIONS_REASON_REQUIRED',
+          'repair needs a reason; it is recorded in the audit log',
+        );
       return withSession(true, async (client) => {
         const { files, status, backfills } = await readState(client);
         const removedFailed: string[] = [];
@@ -986,7 +1177,10 @@ export function createMigrator(options: MigratorOptions): Migrator {
           reason,
           details: { removedFailed, realignedChecksums, resetBackfills },
         });
-        logger.warn({ event: 'migrations.repair', reason, removedFailed, resetBackfills, realigned: realignedChecksums.length }, 'history repaired');
+        logger.warn(
+          { event: 'migrations.repair', reason, removedFailed, resetBackfills, realigned: realignedChecksums.length },
+          'history repaired',
+        );
         return { removedFailed, realignedChecksums, resetBackfills };
       });
     },
@@ -1000,12 +1194,19 @@ export function createMigrator(options: MigratorOptions): Migrator {
       const files = loadMigrationFiles(config.directory);
       const downgrade = compareVersions(from, to) > 0;
       const [low, high] = downgrade ? [to, from] : [from, to];
-      const path = files.filter((file) => compareVersions(file.version, low) > 0 && compareVersions(file.version, high) <= 0);
+      const path = files.filter(
+        (file) => compareVersions(file.version, low) > 0 && compareVersions(file.version, high) <= 0,
+      );
       const warnings: CompatWarning[] = [];
       if (parseVersion(from)[0] !== parseVersion(to)[0]) {
-        warnings.push({ code: 'major-version-jump', version: null, message: `Major version changes from ${parseVersion(from)[0]} to ${parseVersion(to)[0]}: read the release notes of every major in between` });
+        warnings.push({
+          code: 'major-version-jump',
+          version: null,
+          message: `Major version changes from ${parseVersion(from)[0]} to ${parseVersion(to)[0]}: read the release notes of every major in between`,
+        });
       }
-      if (path.length === 0) warnings.push({ code: 'no-migrations', version: null, message: `No migrations between ${low} and ${high}` });
+      if (path.length === 0)
+        warnings.push({ code: 'no-migrations', version: null, message: `No migrations between ${low} and ${high}` });
       let ok = true;
       let estimated: number | null = null;
       const planned = await withSession(false, async (client) => {
@@ -1025,9 +1226,15 @@ export function createMigrator(options: MigratorOptions): Migrator {
         const destructiveOutsideContract = step.findings.filter((finding) => finding.severity === 'error');
         if (destructiveOutsideContract.length > 0) {
           ok = false;
-          warnings.push({ code: 'lint-error', version: step.version, message: `${step.script}: ${destructiveOutsideContract.map((finding) => finding.rule).join(', ')}` });
+          warnings.push({
+            code: 'lint-error',
+            version: step.version,
+            message: `${step.script}: ${destructiveOutsideContract.map((finding) => finding.rule).join(', ')}`,
+          });
         }
-        const seconds = step.backfill?.estimatedSeconds ?? step.statements.reduce((sum, statement) => sum + (statement.estimatedSeconds ?? 0), 0);
+        const seconds =
+          step.backfill?.estimatedSeconds ??
+          step.statements.reduce((sum, statement) => sum + (statement.estimatedSeconds ?? 0), 0);
         if (step.backfill !== undefined) {
           warnings.push({
             code: 'backfill',
@@ -1036,7 +1243,11 @@ export function createMigrator(options: MigratorOptions): Migrator {
           });
         }
         if (seconds > LONG_RUNNING_SECONDS) {
-          warnings.push({ code: 'long-running', version: step.version, message: `${step.script} is estimated at ${Math.ceil(seconds)} s` });
+          warnings.push({
+            code: 'long-running',
+            version: step.version,
+            message: `${step.script} is estimated at ${Math.ceil(seconds)} s`,
+          });
         }
         estimated = (estimated ?? 0) + seconds;
       }
@@ -1052,4 +1263,3 @@ export function createMigrator(options: MigratorOptions): Migrator {
     liveClients: () => withSession(false, (client) => readLiveClients(client, config.schema, config.heartbeatTtlMs)),
   };
 }
-

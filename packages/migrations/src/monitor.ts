@@ -2,6 +2,7 @@
 // as a startup Check, the `/q/info` `schema` section the sidecar agent reads, and Prometheus gauges.
 import type { Check, CheckResult, InfoContributor } from '@gantry/health';
 import type pg from 'pg';
+import type * as PromClient from 'prom-client';
 import type { Gauge, Registry } from 'prom-client';
 import { validateSchemaSupports, type SchemaSupports } from './app-version.ts';
 import { readBackfills, type BackfillStatus } from './backfill.ts';
@@ -78,11 +79,14 @@ interface Gauges {
 }
 
 async function createGauges(registry: Registry | undefined, logger: Logger): Promise<Gauges | undefined> {
-  let prom: typeof import('prom-client');
+  let prom: typeof PromClient;
   try {
     prom = await import('prom-client');
   } catch (error) {
-    logger.debug({ event: 'migrations.metrics.disabled', error: errorMessage(error) }, 'prom-client not installed; no metrics');
+    logger.debug(
+      { event: 'migrations.metrics.disabled', error: errorMessage(error) },
+      'prom-client not installed; no metrics',
+    );
     return undefined;
   }
   const target = registry ?? prom.register;
@@ -96,8 +100,12 @@ async function createGauges(registry: Registry | undefined, logger: Logger): Pro
     applied: gauge('gantry_migrations_applied_migrations', 'Migrations applied successfully.'),
     failed: gauge('gantry_migrations_failed_migrations', 'Migrations whose last attempt failed.'),
     rowsDone: gauge('gantry_migrations_backfill_rows_done', 'Rows walked by unfinished backfills.', ['migration']),
-    rowsRemaining: gauge('gantry_migrations_backfill_rows_remaining', 'Estimated rows left in unfinished backfills.', ['migration']),
-    rate: gauge('gantry_migrations_backfill_rate_rows_per_second', 'Measured rate of unfinished backfills.', ['migration']),
+    rowsRemaining: gauge('gantry_migrations_backfill_rows_remaining', 'Estimated rows left in unfinished backfills.', [
+      'migration',
+    ]),
+    rate: gauge('gantry_migrations_backfill_rate_rows_per_second', 'Measured rate of unfinished backfills.', [
+      'migration',
+    ]),
   };
 }
 
@@ -111,13 +119,17 @@ async function createGauges(registry: Registry | undefined, logger: Logger): Pro
  * health.addInfoContributor(monitor.info);
  */
 export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonitor {
-  if (typeof options?.pool?.query !== 'function') invalidOption('pool', 'a pg Pool (anything with query())', options?.pool);
-  if (typeof options.directory !== 'string' || options.directory === '') invalidOption('directory', 'the migrations folder', options.directory);
+  if (typeof options?.pool?.query !== 'function')
+    invalidOption('pool', 'a pg Pool (anything with query())', options?.pool);
+  if (typeof options.directory !== 'string' || options.directory === '')
+    invalidOption('directory', 'the migrations folder', options.directory);
   const supports = validateSchemaSupports(options.schemaSupports);
   const refreshIntervalMs = options.refreshIntervalMs ?? DEFAULT_MONITOR_REFRESH_INTERVAL_MS;
-  if (!Number.isFinite(refreshIntervalMs) || refreshIntervalMs < 0) invalidOption('refreshIntervalMs', 'a finite number ≥ 0', refreshIntervalMs);
+  if (!Number.isFinite(refreshIntervalMs) || refreshIntervalMs < 0)
+    invalidOption('refreshIntervalMs', 'a finite number ≥ 0', refreshIntervalMs);
   const checkTimeoutMs = options.checkTimeoutMs ?? DEFAULT_MONITOR_CHECK_TIMEOUT_MS;
-  if (!Number.isFinite(checkTimeoutMs) || checkTimeoutMs <= 0) invalidOption('checkTimeoutMs', 'a finite number > 0', checkTimeoutMs);
+  if (!Number.isFinite(checkTimeoutMs) || checkTimeoutMs <= 0)
+    invalidOption('checkTimeoutMs', 'a finite number > 0', checkTimeoutMs);
   const schema = options.schema ?? DEFAULT_HISTORY_SCHEMA;
   const names = storeNames(schema);
   const logger = (options.logger ?? SILENT_LOGGER).child({ component: 'migrations.monitor' });
@@ -138,7 +150,9 @@ export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonito
     const history = exists ? await readHistory(client, names) : [];
     backfills = exists ? await readBackfills(client, names) : [];
     const status = computeStatus(files, history, backfills);
-    applied = status.migrations.filter((migration) => migration.state === 'applied' || migration.state === 'checksum-mismatch').length;
+    applied = status.migrations.filter(
+      (migration) => migration.state === 'applied' || migration.state === 'checksum-mismatch',
+    ).length;
     latest = Object.freeze({
       current: status.current,
       phase: status.phase,
@@ -171,7 +185,9 @@ export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonito
 
   const evaluate = (info: SchemaInfo): CheckResult => {
     const requiredPending = (files ?? []).filter(
-      (file) => compareVersions(file.version, supports.min) <= 0 && (info.current === null || compareVersions(file.version, info.current) > 0),
+      (file) =>
+        compareVersions(file.version, supports.min) <= 0 &&
+        (info.current === null || compareVersions(file.version, info.current) > 0),
     ).length;
     const tooOld = info.current === null || compareVersions(info.current, supports.min) < 0;
     const contractedPast = info.lastContract !== null && compareVersions(info.lastContract, supports.max) > 0;
@@ -185,7 +201,8 @@ export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonito
     if (info.phase !== null) data['phase'] = info.phase;
     if (info.failed.length > 0) data['failedVersions'] = info.failed.map((item) => item.version).join(',');
     if (tooOld) data['reason'] = `schema ${info.current ?? 'empty'} is older than required ${supports.min}`;
-    if (contractedPast) data['reason'] = `schema contracted to ${info.lastContract ?? ''}, beyond supported ${supports.max}`;
+    if (contractedPast)
+      data['reason'] = `schema contracted to ${info.lastContract ?? ''}, beyond supported ${supports.max}`;
     if (info.failed.length > 0) data['reason'] = 'a migration failed';
     return { status: down ? 'DOWN' : 'UP', data };
   };
@@ -222,12 +239,18 @@ export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonito
       if (started) return;
       started = true;
       await refresh().catch((error: unknown) => {
-        logger.warn({ event: 'migrations.monitor.refresh_failed', error: errorMessage(error) }, 'schema refresh failed');
+        logger.warn(
+          { event: 'migrations.monitor.refresh_failed', error: errorMessage(error) },
+          'schema refresh failed',
+        );
       });
       if (refreshIntervalMs > 0 && started) {
         timer = setInterval(() => {
           refresh().catch((error: unknown) => {
-            logger.warn({ event: 'migrations.monitor.refresh_failed', error: errorMessage(error) }, 'schema refresh failed');
+            logger.warn(
+              { event: 'migrations.monitor.refresh_failed', error: errorMessage(error) },
+              'schema refresh failed',
+            );
           });
         }, refreshIntervalMs);
         timer.unref();

@@ -37,20 +37,23 @@ export function renderProgressBar(progress: BackfillProgress, width = 80): strin
   return `${label} [${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)}]${tail}`;
 }
 
+/** A progress sink: `update` after every batch, `done` to finish the line. */
+export interface ProgressReporter {
+  readonly update: (progress: BackfillProgress) => void;
+  readonly done: () => void;
+}
+
 /**
  * Returns a progress callback for backfills, plus `done()` to finish the line.
  * @example
  * const reporter = createProgressReporter({ stream: process.stderr });
  * createMigrator({ ..., onProgress: reporter.update });
  */
-export function createProgressReporter(options: ProgressReporterOptions): {
-  update(progress: BackfillProgress): void;
-  done(): void;
-} {
+export function createProgressReporter(options: ProgressReporterOptions): ProgressReporter {
   const json = options.json ?? options.stream.isTTY !== true;
   const interval = options.intervalMs ?? 1_000;
   const now = options.now ?? Date.now;
-  let lastLine = 0;
+  let lastLine = Number.NEGATIVE_INFINITY;
   let pending: BackfillProgress | undefined;
   let drawn = false;
   const emit = (progress: BackfillProgress): void => {

@@ -70,6 +70,11 @@ export function asObject(value: unknown): AstObject | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as AstObject) : undefined;
 }
 
+/** The string at `value`, or `fallback`. */
+export function textOf(value: unknown, fallback = ''): string {
+  return typeof value === 'string' ? value : fallback;
+}
+
 /** The array at `value` or an empty one. */
 export function asArray(value: unknown): readonly unknown[] {
   return Array.isArray(value) ? value : [];
@@ -297,7 +302,7 @@ const NO_LOCK: Analysis = { lock: 'none', tables: [], rewrite: false, transactio
 
 /** Lock level of one ALTER TABLE sub-command (PostgreSQL docs, "ALTER TABLE", per sub-form). */
 function alterTableCommandLock(command: AstObject): { lock: LockLevel; rewrite: boolean; extraTables: string[] } {
-  const subtype = String(command['subtype'] ?? '');
+  const subtype = textOf(command['subtype']);
   switch (subtype) {
     case 'AT_SetStatistics':
     case 'AT_SetOptions':
@@ -351,7 +356,8 @@ function alterTableCommandLock(command: AstObject): { lock: LockLevel; rewrite: 
         });
       const extraTables = asArray(column?.['constraints']).flatMap((item) => {
         const constraint = nodeOf(item, 'Constraint');
-        const referenced = constraint?.['contype'] === 'CONSTR_FOREIGN' ? relationName(constraint['pktable']) : undefined;
+        const referenced =
+          constraint?.['contype'] === 'CONSTR_FOREIGN' ? relationName(constraint['pktable']) : undefined;
         return referenced ? [referenced] : [];
       });
       return { lock: 'ACCESS EXCLUSIVE', rewrite, extraTables };
@@ -454,7 +460,12 @@ function analyseStatement(kind: string, node: AstObject): Analysis {
       const concurrent = asArray(node['params']).some(
         (item) => nodeOf(item, 'DefElem')?.['defname'] === 'concurrently',
       );
-      return one(relationName(node['relation']) ?? String(node['name'] ?? ''), concurrent ? 'SHARE UPDATE EXCLUSIVE' : 'ACCESS EXCLUSIVE', !concurrent, !concurrent);
+      return one(
+        relationName(node['relation']) ?? textOf(node['name']),
+        concurrent ? 'SHARE UPDATE EXCLUSIVE' : 'ACCESS EXCLUSIVE',
+        !concurrent,
+        !concurrent,
+      );
     }
     case 'VacuumStmt': {
       const full = asArray(node['options']).some((item) => nodeOf(item, 'DefElem')?.['defname'] === 'full');

@@ -67,13 +67,19 @@ export function computeStatus(
     if (row.success) latestSuccess.set(row.version, row);
   }
   const successes = [...latestSuccess.values()];
-  const baseline = successes.filter((row) => row.phase === 'baseline').sort((a, b) => compareVersions(b.version, a.version))[0];
+  const baseline = successes
+    .filter((row) => row.phase === 'baseline')
+    .sort((a, b) => compareVersions(b.version, a.version))[0];
   const newest = successes.sort((a, b) => compareVersions(b.version, a.version))[0];
-  const contracts = successes.filter((row) => row.phase === 'contract').sort((a, b) => compareVersions(b.version, a.version));
+  const contracts = successes
+    .filter((row) => row.phase === 'contract')
+    .sort((a, b) => compareVersions(b.version, a.version));
   const backfillByVersion = new Map(backfills.map((backfill) => [backfill.version, backfill]));
 
   const migrations: MigrationStatus[] = [];
-  const fromRow = (row: HistoryRow | undefined): Pick<
+  const fromRow = (
+    row: HistoryRow | undefined,
+  ): Pick<
     MigrationStatus,
     'appliedChecksum' | 'installedOn' | 'installedBy' | 'executionMs' | 'transactional' | 'error' | 'forcedReason'
   > => ({
@@ -89,11 +95,16 @@ export function computeStatus(
   for (const file of files) {
     const row = latest.get(file.version);
     let state: MigrationState;
-    if (baseline !== undefined && compareVersions(file.version, baseline.version) <= 0 && (row === undefined || row.phase === 'baseline')) {
+    if (
+      baseline !== undefined &&
+      compareVersions(file.version, baseline.version) <= 0 &&
+      (row === undefined || row.phase === 'baseline')
+    ) {
       state = 'below-baseline';
     } else if (row === undefined) {
       const backfill = backfillByVersion.get(file.version);
-      if (backfill !== undefined && backfill.state !== 'done') state = backfill.state === 'failed' ? 'failed' : 'backfilling';
+      if (backfill !== undefined && backfill.state !== 'done')
+        state = backfill.state === 'failed' ? 'failed' : 'backfilling';
       else if (newest !== undefined && compareVersions(file.version, newest.version) < 0) state = 'out-of-order';
       else state = 'pending';
     } else if (!row.success) {
@@ -111,23 +122,52 @@ export function computeStatus(
       state,
       checksum: file.checksum,
       ...fromRow(row),
-      error: state === 'failed' && row === undefined ? (backfillByVersion.get(file.version)?.lastError ?? null) : (row?.error ?? null),
+      error:
+        state === 'failed' && row === undefined
+          ? (backfillByVersion.get(file.version)?.lastError ?? null)
+          : (row?.error ?? null),
     });
   }
   const known = new Set(files.map((file) => file.version));
   for (const [version, row] of latest) {
     if (known.has(version)) continue;
     if (row.phase === 'baseline') {
-      migrations.push({ version, description: row.description, phase: 'baseline', script: null, state: 'baseline', checksum: null, ...fromRow(row) });
+      migrations.push({
+        version,
+        description: row.description,
+        phase: 'baseline',
+        script: null,
+        state: 'baseline',
+        checksum: null,
+        ...fromRow(row),
+      });
     } else if (row.success) {
-      migrations.push({ version, description: row.description, phase: row.phase, script: row.script, state: 'missing', checksum: null, ...fromRow(row) });
+      migrations.push({
+        version,
+        description: row.description,
+        phase: row.phase,
+        script: row.script,
+        state: 'missing',
+        checksum: null,
+        ...fromRow(row),
+      });
     } else {
-      migrations.push({ version, description: row.description, phase: row.phase, script: row.script, state: 'failed', checksum: null, ...fromRow(row) });
+      migrations.push({
+        version,
+        description: row.description,
+        phase: row.phase,
+        script: row.script,
+        state: 'failed',
+        checksum: null,
+        ...fromRow(row),
+      });
     }
   }
   migrations.sort((a, b) => compareVersions(a.version, b.version));
 
-  const unfinishedBackfill = backfills.some((backfill) => backfill.state !== 'done' && latestSuccess.get(backfill.version) === undefined);
+  const unfinishedBackfill = backfills.some(
+    (backfill) => backfill.state !== 'done' && latestSuccess.get(backfill.version) === undefined,
+  );
   const newestPhase = newest === undefined || newest.phase === 'baseline' ? null : newest.phase;
   return {
     current: newest?.version ?? null,

@@ -113,10 +113,9 @@ CREATE TABLE IF NOT EXISTS ${names.audit} (
 
 /** Whether the history table exists (read-only commands do not create it). */
 export async function storeExists(client: pg.ClientBase, schema: string): Promise<boolean> {
-  const result = await client.query<{ exists: boolean }>(
-    `SELECT to_regclass($1) IS NOT NULL AS exists`,
-    [`${quoteIdent(schema)}.history`],
-  );
+  const result = await client.query<{ exists: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS exists`, [
+    `${quoteIdent(schema)}.history`,
+  ]);
   return result.rows[0]?.exists === true;
 }
 
@@ -166,6 +165,12 @@ export async function audit(
 ): Promise<void> {
   await client.query(
     `INSERT INTO ${names.audit} (actor, action, version, reason, details) VALUES ($1, $2, $3, $4, $5)`,
-    [entry.actor, entry.action, entry.version, entry.reason, entry.details === undefined ? null : JSON.stringify(entry.details)],
+    [
+      entry.actor,
+      entry.action,
+      entry.version,
+      entry.reason,
+      entry.details === undefined ? null : JSON.stringify(entry.details),
+    ],
   );
 }

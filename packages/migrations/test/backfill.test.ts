@@ -39,17 +39,25 @@ CREATE TABLE copied_rows (id bigint NOT NULL, payload text NOT NULL);`,
     await migrator.migrate({ phase: 'expand' });
     await pool.query(`INSERT INTO source_rows SELECT g, 'p' || g FROM generate_series(1, ${ROWS}) g`);
 
-    const child = spawn(process.execPath, [CLI, 'backfill', 'run', '--url', url, '--dir', folder.directory, '--schema', 'kill_state', '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    const child = spawn(
+      process.execPath,
+      [CLI, 'backfill', 'run', '--url', url, '--dir', folder.directory, '--schema', 'kill_state', '--json'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
     await waitFor(
       async () => {
-        const state = await pool.query(`SELECT rows_done FROM kill_state.backfill WHERE version = '2'`).catch(() => ({ rows: [] }));
+        const state = await pool
+          .query(`SELECT rows_done FROM kill_state.backfill WHERE version = '2'`)
+          .catch(() => ({ rows: [] }));
         return Number(state.rows[0]?.rows_done ?? 0) >= 4_000;
       },
       30_000,
@@ -58,7 +66,9 @@ CREATE TABLE copied_rows (id bigint NOT NULL, payload text NOT NULL);`,
     child.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
 
-    const interrupted = await pool.query(`SELECT state, rows_done::int AS done FROM kill_state.backfill WHERE version = '2'`);
+    const interrupted = await pool.query(
+      `SELECT state, rows_done::int AS done FROM kill_state.backfill WHERE version = '2'`,
+    );
     expect(interrupted.rows[0].state).toBe('running');
     expect(interrupted.rows[0].done).toBeLessThan(ROWS);
     const info = await migrator.info();
@@ -77,11 +87,17 @@ CREATE TABLE copied_rows (id bigint NOT NULL, payload text NOT NULL);`,
     // It continued from the cursor rather than starting again.
     expect(progress[0]!.rowsDone).toBeGreaterThan(interrupted.rows[0].done);
 
-    const counts = await pool.query(`SELECT count(*)::int AS total, count(DISTINCT id)::int AS distinct_ids FROM copied_rows`);
+    const counts = await pool.query(
+      `SELECT count(*)::int AS total, count(DISTINCT id)::int AS distinct_ids FROM copied_rows`,
+    );
     expect(counts.rows[0]).toEqual({ total: ROWS, distinct_ids: ROWS });
-    const missing = await pool.query(`SELECT count(*)::int AS n FROM source_rows s WHERE NOT EXISTS (SELECT 1 FROM copied_rows c WHERE c.id = s.id)`);
+    const missing = await pool.query(
+      `SELECT count(*)::int AS n FROM source_rows s WHERE NOT EXISTS (SELECT 1 FROM copied_rows c WHERE c.id = s.id)`,
+    );
     expect(missing.rows[0].n).toBe(0);
-    const done = await pool.query(`SELECT state, mismatches::int AS mismatches, rows_done::int AS rows FROM kill_state.backfill`);
+    const done = await pool.query(
+      `SELECT state, mismatches::int AS mismatches, rows_done::int AS rows FROM kill_state.backfill`,
+    );
     expect(done.rows).toEqual([{ state: 'done', mismatches: 0, rows: ROWS }]);
     folder.remove();
   });

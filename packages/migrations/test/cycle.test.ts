@@ -26,7 +26,10 @@ const OLD_APP = { service: 'users-api', version: '1.0.0', schemaSupports: { min:
 const NEW_APP = { service: 'users-api', version: '2.0.0', schemaSupports: { min: '2', max: '4' } };
 
 /** A bounded writer loop standing in for one app version; counts writes and errors. */
-function writer(connection: pg.Pool, write: (client: pg.Pool, n: number) => Promise<unknown>): {
+function writer(
+  connection: pg.Pool,
+  write: (client: pg.Pool, n: number) => Promise<unknown>,
+): {
   stop(): Promise<void>;
   readonly writes: () => number;
   readonly errors: string[];
@@ -87,7 +90,12 @@ DROP TRIGGER users_dual_write ON users;
 DROP FUNCTION users_dual_write();
 ALTER TABLE users DROP COLUMN name;`,
     });
-    const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: SCHEMA, heartbeatTtlMs: 60_000 });
+    const migrator = createMigrator({
+      directory: folder.directory,
+      connectionString: url,
+      schema: SCHEMA,
+      heartbeatTtlMs: 60_000,
+    });
     await migrator.migrate({ target: '1' });
     await pool.query(`INSERT INTO users (name) SELECT 'user_' || g FROM generate_series(1, ${SEEDED}) g`);
 
@@ -113,10 +121,20 @@ ALTER TABLE users DROP COLUMN name;`,
     const newWriter = writer(newPool, async (client, n) =>
       n % 2 === 0
         ? client.query(`INSERT INTO users (display_name) VALUES ($1)`, [`NEW_${n}`])
-        : client.query(`UPDATE users SET display_name = $1 WHERE id = $2`, [`NEWNAME_${n}`, 1 + ((n * 104729) % SEEDED)]),
+        : client.query(`UPDATE users SET display_name = $1 WHERE id = $2`, [
+            `NEWNAME_${n}`,
+            1 + ((n * 104729) % SEEDED),
+          ]),
     );
     const registry = new Registry();
-    const monitor = createSchemaMonitor({ pool, directory: folder.directory, schemaSupports: NEW_APP.schemaSupports, schema: SCHEMA, refreshIntervalMs: 0, registry });
+    const monitor = createSchemaMonitor({
+      pool,
+      directory: folder.directory,
+      schemaSupports: NEW_APP.schemaSupports,
+      schema: SCHEMA,
+      refreshIntervalMs: 0,
+      registry,
+    });
     const startup = await monitor.check.run(AbortSignal.timeout(5_000));
     expect(startup.status).toBe('UP');
 
@@ -129,7 +147,9 @@ ALTER TABLE users DROP COLUMN name;`,
     const refused = await migrator.contract().catch((caught: unknown) => caught);
     expect(isMigrationError(refused) && refused.code).toBe('GANTRY_MIGRATIONS_CONTRACT_REFUSED');
     expect((refused as MigrationError).message).toContain('users-api@1.0.0');
-    const blocking = ((refused as MigrationError).details?.['blocking'] as { source: string }[]).map((item) => item.source).sort();
+    const blocking = ((refused as MigrationError).details?.['blocking'] as { source: string }[])
+      .map((item) => item.source)
+      .sort();
     expect(blocking).toEqual(['connection', 'heartbeat']);
     expect((await migrator.info()).current).toBe('3');
 
@@ -143,7 +163,9 @@ ALTER TABLE users DROP COLUMN name;`,
       failed: [],
       lastContract: null,
     });
-    expect(await registry.getSingleMetricAsString('gantry_migrations_pending_migrations')).toContain('gantry_migrations_pending_migrations 1');
+    expect(await registry.getSingleMetricAsString('gantry_migrations_pending_migrations')).toContain(
+      'gantry_migrations_pending_migrations 1',
+    );
 
     // The old version goes away: writes stop, heartbeat removed, connections closed.
     await oldWriter.stop();
@@ -160,7 +182,9 @@ ALTER TABLE users DROP COLUMN name;`,
     expect(newWriter.errors).toEqual([]);
     expect(oldWriter.writes()).toBeGreaterThan(10);
     expect(newWriter.writes()).toBeGreaterThan(10);
-    const data = await pool.query(`SELECT count(*)::int AS total, count(*) FILTER (WHERE display_name IS NULL)::int AS missing FROM users`);
+    const data = await pool.query(
+      `SELECT count(*)::int AS total, count(*) FILTER (WHERE display_name IS NULL)::int AS missing FROM users`,
+    );
     expect(data.rows[0].missing).toBe(0);
     expect(data.rows[0].total).toBeGreaterThan(SEEDED);
     expect(await migrator.validate()).toEqual({ ok: true, problems: [] });
@@ -169,7 +193,13 @@ ALTER TABLE users DROP COLUMN name;`,
     expect((await monitor.check.run(AbortSignal.timeout(5_000))).status).toBe('UP');
 
     // An instance of the old version starting now is told the schema moved past it.
-    const oldMonitor = createSchemaMonitor({ pool, directory: folder.directory, schemaSupports: OLD_APP.schemaSupports, schema: SCHEMA, registry: false });
+    const oldMonitor = createSchemaMonitor({
+      pool,
+      directory: folder.directory,
+      schemaSupports: OLD_APP.schemaSupports,
+      schema: SCHEMA,
+      registry: false,
+    });
     const stale = await oldMonitor.check.run(AbortSignal.timeout(5_000));
     expect(stale.status).toBe('DOWN');
     expect(String(stale.data?.['reason'])).toContain('contracted to 4');
@@ -185,16 +215,33 @@ ALTER TABLE users DROP COLUMN name;`,
     });
     const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: 'forced_state' });
     await migrator.migrate({ phase: 'expand' });
-    const heartbeat = await registerAppVersion(pool, { service: 'legacy', version: '0.9', schemaSupports: { min: '1', max: '1' }, schema: 'forced_state' });
+    const heartbeat = await registerAppVersion(pool, {
+      service: 'legacy',
+      version: '0.9',
+      schemaSupports: { min: '1', max: '1' },
+      schema: 'forced_state',
+    });
     const noReason = await migrator.contract({ force: true }).catch((caught: unknown) => caught);
     expect(isMigrationError(noReason) && noReason.code).toBe('GANTRY_MIGRATIONS_REASON_REQUIRED');
-    const report = await migrator.contract({ force: true, reason: 'legacy pods are draining; they never read column old' });
-    expect(report.applied.map((step) => [step.version, step.forcedReason])).toEqual([['2', 'legacy pods are draining; they never read column old']]);
+    const report = await migrator.contract({
+      force: true,
+      reason: 'legacy pods are draining; they never read column old',
+    });
+    expect(report.applied.map((step) => [step.version, step.forcedReason])).toEqual([
+      ['2', 'legacy pods are draining; they never read column old'],
+    ]);
     const history = await pool.query(`SELECT forced_reason FROM forced_state.history WHERE version = '2'`);
     expect(history.rows).toEqual([{ forced_reason: 'legacy pods are draining; they never read column old' }]);
-    const auditRows = await pool.query(`SELECT action, version, reason, details->'blocking'->0->>'service' AS service FROM forced_state.audit`);
+    const auditRows = await pool.query(
+      `SELECT action, version, reason, details->'blocking'->0->>'service' AS service FROM forced_state.audit`,
+    );
     expect(auditRows.rows).toEqual([
-      { action: 'force-contract', version: '2', reason: 'legacy pods are draining; they never read column old', service: 'legacy' },
+      {
+        action: 'force-contract',
+        version: '2',
+        reason: 'legacy pods are draining; they never read column old',
+        service: 'legacy',
+      },
     ]);
     await heartbeat.stop();
     folder.remove();
@@ -205,9 +252,20 @@ ALTER TABLE users DROP COLUMN name;`,
       'V1__t.sql': '-- gantry:phase expand\nCREATE TABLE stale_beat (id bigint PRIMARY KEY, old text);',
       'V2__drop.sql': '-- gantry:phase contract\nALTER TABLE stale_beat DROP COLUMN old;',
     });
-    const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: 'stale_state', heartbeatTtlMs: 1_000 });
+    const migrator = createMigrator({
+      directory: folder.directory,
+      connectionString: url,
+      schema: 'stale_state',
+      heartbeatTtlMs: 1_000,
+    });
     await migrator.migrate({ phase: 'expand' });
-    const heartbeat = await registerAppVersion(pool, { service: 'crashed', version: '0.1', schemaSupports: { min: '1', max: '1' }, schema: 'stale_state', intervalMs: 60_000 });
+    const heartbeat = await registerAppVersion(pool, {
+      service: 'crashed',
+      version: '0.1',
+      schemaSupports: { min: '1', max: '1' },
+      schema: 'stale_state',
+      intervalMs: 60_000,
+    });
     const refused = await migrator.contract().catch((caught: unknown) => caught);
     expect(isMigrationError(refused) && refused.code).toBe('GANTRY_MIGRATIONS_CONTRACT_REFUSED');
     await pool.query(`UPDATE stale_state.app_versions SET last_seen = now() - interval '5 seconds'`);

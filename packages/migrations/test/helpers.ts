@@ -36,7 +36,11 @@ export function migrationFolder(files: Readonly<Record<string, string>> = {}): {
 }
 
 /** Resolves when `predicate` returns true, polling every 50 ms, or throws after `timeoutMs`. */
-export async function waitFor(predicate: () => Promise<boolean> | boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  predicate: () => Promise<boolean> | boolean,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await predicate()) return;

@@ -18,7 +18,12 @@ describe('two migrators at once', () => {
       'V1__slow.sql': '-- gantry:phase expand\nCREATE TABLE raced (id bigint PRIMARY KEY);\nSELECT pg_sleep(1);',
     });
     const make = (): ReturnType<typeof createMigrator> =>
-      createMigrator({ directory: folder.directory, connectionString: url, schema: 'race_wait', advisoryLockWaitMs: 20_000 });
+      createMigrator({
+        directory: folder.directory,
+        connectionString: url,
+        schema: 'race_wait',
+        advisoryLockWaitMs: 20_000,
+      });
     const [first, second] = await Promise.all([make().migrate(), make().migrate()]);
     expect([first.applied.length, second.applied.length].sort()).toEqual([0, 1]);
     const rows = await pool.query(`SELECT version, success FROM race_wait.history`);
@@ -31,7 +36,12 @@ describe('two migrators at once', () => {
       'V1__slow.sql': '-- gantry:phase expand\nCREATE TABLE raced_short (id bigint PRIMARY KEY);\nSELECT pg_sleep(2);',
     });
     const make = (): ReturnType<typeof createMigrator> =>
-      createMigrator({ directory: folder.directory, connectionString: url, schema: 'race_short', advisoryLockWaitMs: 300 });
+      createMigrator({
+        directory: folder.directory,
+        connectionString: url,
+        schema: 'race_short',
+        advisoryLockWaitMs: 300,
+      });
     const results = await Promise.allSettled([make().migrate(), make().migrate()]);
     const fulfilled = results.filter((result) => result.status === 'fulfilled');
     const rejected = results.filter((result) => result.status === 'rejected');
@@ -50,7 +60,9 @@ describe('a long transaction holding a lock', () => {
   it('makes the migration retry and fail clearly while reads and writes continue', async () => {
     await pool.query('CREATE TABLE busy (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text)');
     await pool.query(`INSERT INTO busy (note) SELECT 'n' || g FROM generate_series(1, 100) g`);
-    const folder = migrationFolder({ 'V1__add.sql': '-- gantry:phase expand\nALTER TABLE busy ADD COLUMN extra text;' });
+    const folder = migrationFolder({
+      'V1__add.sql': '-- gantry:phase expand\nALTER TABLE busy ADD COLUMN extra text;',
+    });
     const blocker = new pg.Client({ connectionString: url, application_name: 'report-job' });
     await blocker.connect();
     await blocker.query('BEGIN');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { createMigrator, isMigrationError, MigrationError } from '../src/index.ts';
+import { createMigrator, isMigrationError, type MigrationError } from '../src/index.ts';
 import { freshDatabase, migrationFolder } from './helpers.ts';
 
 let url: string;
@@ -21,20 +21,36 @@ describe('migrate', () => {
       'V1.2.9__second.sql': '-- gantry:phase expand\nALTER TABLE ordered ADD COLUMN b text;',
       'V1_2_1__first.sql': '-- gantry:phase expand\nCREATE TABLE ordered (id bigint PRIMARY KEY, a text);',
     });
-    const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: schemaFor('order'), actor: 'tester' });
+    const migrator = createMigrator({
+      directory: folder.directory,
+      connectionString: url,
+      schema: schemaFor('order'),
+      actor: 'tester',
+    });
     const report = await migrator.migrate();
     expect(report.applied.map((step) => step.version)).toEqual(['1.2.1', '1.2.9', '1.2.10']);
     expect(report.current).toBe('1.2.10');
     const history = await pool.query(
       `SELECT version, description, phase, checksum, installed_by, execution_ms, success, transactional FROM gm_order.history ORDER BY installed_rank`,
     );
-    expect(history.rows.map((row) => [row.version, row.description, row.phase, row.installed_by, row.success, row.transactional])).toEqual([
+    expect(
+      history.rows.map((row) => [
+        row.version,
+        row.description,
+        row.phase,
+        row.installed_by,
+        row.success,
+        row.transactional,
+      ]),
+    ).toEqual([
       ['1.2.1', 'first', 'expand', 'tester', true, true],
       ['1.2.9', 'second', 'expand', 'tester', true, true],
       ['1.2.10', 'third', 'expand', 'tester', true, true],
     ]);
     expect(history.rows.every((row) => /^sha256:[0-9a-f]{64}$/.test(row.checksum) && row.execution_ms >= 0)).toBe(true);
-    const columns = await pool.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'ordered' ORDER BY ordinal_position`);
+    const columns = await pool.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_name = 'ordered' ORDER BY ordinal_position`,
+    );
     expect(columns.rows.map((row) => row.column_name)).toEqual(['id', 'a', 'b', 'c']);
     expect((await migrator.migrate()).applied).toEqual([]);
     folder.remove();
@@ -43,7 +59,8 @@ describe('migrate', () => {
   it('rolls a failing migration back, records it as failed, and applies it once fixed', async () => {
     const folder = migrationFolder({
       'V1__table.sql': '-- gantry:phase expand\nCREATE TABLE fails (id bigint PRIMARY KEY);',
-      'V2__broken.sql': '-- gantry:phase expand\nALTER TABLE fails ADD COLUMN ok text;\nALTER TABLE fails ADD COLUMN bad no_such_type;',
+      'V2__broken.sql':
+        '-- gantry:phase expand\nALTER TABLE fails ADD COLUMN ok text;\nALTER TABLE fails ADD COLUMN bad no_such_type;',
     });
     const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: schemaFor('fail') });
     const error = await migrator.migrate().catch((caught: unknown) => caught);
@@ -54,7 +71,10 @@ describe('migrate', () => {
     const info = await migrator.info();
     expect(info.failed).toEqual([{ version: '2', description: 'broken' }]);
     expect(info.current).toBe('1');
-    folder.write('V2__broken.sql', '-- gantry:phase expand\nALTER TABLE fails ADD COLUMN ok text, ADD COLUMN fine text;');
+    folder.write(
+      'V2__broken.sql',
+      '-- gantry:phase expand\nALTER TABLE fails ADD COLUMN ok text, ADD COLUMN fine text;',
+    );
     expect((await migrator.migrate()).applied.map((step) => step.version)).toEqual(['2']);
     expect((await migrator.info()).failed).toEqual([]);
     folder.remove();
@@ -63,7 +83,8 @@ describe('migrate', () => {
   it('runs CREATE INDEX CONCURRENTLY outside a transaction and records it as such', async () => {
     const folder = migrationFolder({
       'V1__table.sql': '-- gantry:phase expand\nCREATE TABLE indexed (id bigint PRIMARY KEY, email text);',
-      'V2__index.sql': '-- gantry:phase expand\nCREATE INDEX CONCURRENTLY IF NOT EXISTS indexed_email_idx ON indexed (email);',
+      'V2__index.sql':
+        '-- gantry:phase expand\nCREATE INDEX CONCURRENTLY IF NOT EXISTS indexed_email_idx ON indexed (email);',
     });
     const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: schemaFor('cic') });
     const report = await migrator.migrate();
@@ -71,7 +92,9 @@ describe('migrate', () => {
       ['1', true],
       ['2', false],
     ]);
-    const history = await pool.query(`SELECT transactional, statements_applied, success FROM gm_cic.history WHERE version = '2'`);
+    const history = await pool.query(
+      `SELECT transactional, statements_applied, success FROM gm_cic.history WHERE version = '2'`,
+    );
     expect(history.rows).toEqual([{ transactional: false, statements_applied: 1, success: true }]);
     const index = await pool.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'indexed_email_idx'::regclass`);
     expect(index.rows).toEqual([{ indisvalid: true }]);
@@ -113,7 +136,11 @@ describe('migrate', () => {
     const folder = migrationFolder({
       'V1__a.sql': '-- gantry:phase expand\nCREATE TABLE tampered (id bigint PRIMARY KEY);\n',
     });
-    const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: schemaFor('tamper') });
+    const migrator = createMigrator({
+      directory: folder.directory,
+      connectionString: url,
+      schema: schemaFor('tamper'),
+    });
     await migrator.migrate();
     expect(await migrator.validate()).toEqual({ ok: true, problems: [] });
     folder.write('V1__a.sql', '-- gantry:phase expand\r\nCREATE TABLE tampered (id bigint PRIMARY KEY);\r\n');
@@ -147,7 +174,12 @@ describe('migrate', () => {
       ['3', 'applied'],
     ]);
     expect((await migrator.validate()).problems.map((problem) => problem.state)).toEqual(['out-of-order']);
-    const tolerant = createMigrator({ directory: folder.directory, connectionString: url, schema: schemaFor('ooo'), allowOutOfOrder: true });
+    const tolerant = createMigrator({
+      directory: folder.directory,
+      connectionString: url,
+      schema: schemaFor('ooo'),
+      allowOutOfOrder: true,
+    });
     expect((await tolerant.migrate()).applied.map((step) => step.version)).toEqual(['2']);
     folder.remove();
   });
@@ -163,7 +195,10 @@ describe('migrate', () => {
     expect((await migrator.migrate()).applied.map((step) => step.version)).toEqual(['2']);
     const error = await migrator.baseline({ version: '3' }).catch((caught: unknown) => caught);
     expect(isMigrationError(error) && error.code).toBe('GANTRY_MIGRATIONS_BASELINE_REFUSED');
-    expect((await migrator.info()).migrations.map((migration) => migration.state)).toEqual(['below-baseline', 'applied']);
+    expect((await migrator.info()).migrations.map((migration) => migration.state)).toEqual([
+      'below-baseline',
+      'applied',
+    ]);
     folder.remove();
   });
 
@@ -176,14 +211,22 @@ describe('migrate', () => {
     const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: schemaFor('plan') });
     await migrator.migrate({ target: '1' });
     const plan = await migrator.plan();
-    expect(plan.migrations.map((migration) => [migration.version, migration.statements.map((statement) => [statement.lock, statement.blocks])])).toEqual([
+    expect(
+      plan.migrations.map((migration) => [
+        migration.version,
+        migration.statements.map((statement) => [statement.lock, statement.blocks]),
+      ]),
+    ).toEqual([
       ['1.1', [['ACCESS EXCLUSIVE', 'reads and writes']]],
       ['2', [['ACCESS EXCLUSIVE', 'reads and writes']]],
     ]);
     expect((await migrator.info()).current).toBe('1');
     const compat = await migrator.compat({ from: '1', to: '2' });
     expect(compat.ok).toBe(true);
-    expect(compat.warnings.map((warning) => warning.code).sort()).toEqual(['destructive-migration', 'major-version-jump']);
+    expect(compat.warnings.map((warning) => warning.code).sort()).toEqual([
+      'destructive-migration',
+      'major-version-jump',
+    ]);
     folder.remove();
   });
 });
