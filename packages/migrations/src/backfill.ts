@@ -569,9 +569,11 @@ SELECT (SELECT count(*) FROM batch)::int AS scanned, (SELECT count(*) FROM chang
       batchSize,
       batchMs,
     });
-    // Adapt the batch size towards the target duration, at most doubling or halving per step.
+    // Adapt the batch size towards the target duration: grow slowly (at most +25% per batch, so one slow batch
+    // does not overshoot the p99), shrink fast (down to half) when a batch ran long.
     if (target > 0) {
-      const factor = Math.min(2, Math.max(0.5, target / Math.max(1, batchMs)));
+      const ratio = target / Math.max(1, batchMs);
+      const factor = ratio >= 1 ? Math.min(1.25, ratio) : Math.max(0.5, ratio);
       batchSize = Math.min(maxSize, Math.max(minSize, Math.round(batchSize * factor)));
     }
     if (clock.now() - lastPersist > 1_000) {

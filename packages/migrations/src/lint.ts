@@ -89,6 +89,8 @@ export function createLintState(): LintState {
 const PHASE_HEADER = /^[ \t]*--[ \t]*gantry:phase[ \t]+(expand|contract|backfill)[ \t]*$/m;
 const NO_TRANSACTION = /^[ \t]*--[ \t]*gantry:no-transaction[ \t]*$/m;
 const MAX_IDENTIFIER_BYTES = 63;
+/** Text that can change the cross-file lint state (NOT VALID checks and their validation). */
+const STATEFUL_PATTERN = /not\s+valid|validate\s+constraint/i;
 
 const bareName = (table: string): string => (table.split('.').pop() ?? table).toLowerCase();
 
@@ -515,8 +517,10 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
     }
   }
 
-  // The parser truncates long identifiers to 63 bytes (as the server does), so look at the raw tokens.
-  for (const token of scanSync(sql).tokens) {
+  // The parser truncates long identifiers to 63 bytes (as the server does), so look at the raw tokens — only
+  // when the text has a run of 64+ identifier characters at all (scanning every file is the linter's main cost).
+  const mayHaveLongIdentifier = /[\p{L}\p{N}_$]{64,}|"[^"]{64,}"/u.test(sql);
+  for (const token of mayHaveLongIdentifier ? scanSync(sql).tokens : []) {
     if (token.tokenName !== 'IDENT') continue;
     const name = token.text.replace(/^"|"$/g, '');
     const bytes = Buffer.byteLength(name, 'utf8');
@@ -624,20 +628,26 @@ export interface FileLintResult extends LintResult {
  */
 export async function lintMigrationFiles(
   files: readonly MigrationFile[],
-  options: Omit<LintOptions, 'phase' | 'file' | 'state' | 'noTransaction'> = {},
+  options: Omit<LintOptions, 'phase' | 'file' | 'state' | 'noTransaction'> & {
+    /** Only report these versions; other files are parsed only when they can change the cross-file state. */
+    readonly only?: ReadonlySet<string>;
+  } = {},
 ): Promise<FileLintResult[]> {
   const state = createLintState();
   const results: FileLintResult[] = [];
+  const { only, ...lintOptions } = options;
   for (const file of files) {
     if (file.kind !== 'sql') continue;
+    const wanted = only === undefined || only.has(file.version);
+    if (!wanted && !STATEFUL_PATTERN.test(file.source)) continue;
     const result = await lintSql(file.source, {
-      ...options,
+      ...lintOptions,
       phase: file.phase,
       file: file.script,
       state,
       noTransaction: file.noTransaction,
     });
-    results.push({ ...result, script: file.script, version: file.version });
+    if (wanted) results.push({ ...result, script: file.script, version: file.version });
   }
   return results;
 }

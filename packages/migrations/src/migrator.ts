@@ -31,7 +31,15 @@ import { loadMigrationFiles, type MigrationFile, type MigrationPhase } from './f
 import { lintMigrationFiles, lintSql, type FileLintResult, type LintFinding } from './lint.ts';
 import { lockImpact, type LockImpact, type LockLevel, type SqlStatement } from './sql.ts';
 import { computeStatus, isPendingState, type MigrationStatus, type SchemaStatus } from './status.ts';
-import { DEFAULT_HISTORY_SCHEMA, audit, ensureStore, readHistory, storeExists, storeNames } from './store.ts';
+import {
+  DEFAULT_HISTORY_SCHEMA,
+  audit,
+  ensureStore,
+  readHistory,
+  storeExists,
+  storeNames,
+  type HistoryRow,
+} from './store.ts';
 import { compareVersions, isVersion, normalizeVersion, parseVersion } from './version.ts';
 
 /** `lock_timeout` of every DDL session: how long a statement may queue for its lock before giving up. */
@@ -498,12 +506,12 @@ export function createMigrator(options: MigratorOptions): Migrator {
 
   const readState = async (
     client: pg.ClientBase,
-  ): Promise<{ files: MigrationFile[]; status: SchemaStatus; backfills: BackfillStatus[] }> => {
+  ): Promise<{ files: MigrationFile[]; status: SchemaStatus; backfills: BackfillStatus[]; history: HistoryRow[] }> => {
     const files = loadMigrationFiles(config.directory);
     const exists = await storeExists(client, config.schema);
     const history = exists ? await readHistory(client, names) : [];
     const backfills = exists ? await readBackfills(client, names) : [];
-    return { files, status: computeStatus(files, history, backfills), backfills };
+    return { files, status: computeStatus(files, history, backfills), backfills, history };
   };
 
   const problemsOf = (status: SchemaStatus): ValidationProblem[] => {
@@ -852,7 +860,7 @@ export function createMigrator(options: MigratorOptions): Migrator {
 
   const migrate = async (migrateOptions: MigrateOptions = {}): Promise<MigrateReport> =>
     withSession(true, async (client) => {
-      const { files, status } = await readState(client);
+      const { files, status, history: historyRows } = await readState(client);
       const problems = problemsOf(status).filter((problem) => problem.state !== 'failed');
       if (problems.length > 0) {
         throw new MigrationError(
@@ -862,7 +870,10 @@ export function createMigrator(options: MigratorOptions): Migrator {
         );
       }
       const { selected, stoppedAt } = selectPending(status, files, migrateOptions);
-      const lintResults = config.lint === 'off' ? [] : await lintMigrationFiles(files);
+      const lintResults =
+        config.lint === 'off' || selected.length === 0
+          ? []
+          : await lintMigrationFiles(files, { only: new Set(selected.map((file) => file.version)) });
       const lintByVersion = new Map(lintResults.map((result) => [result.version, result]));
       const warnings: LintFinding[] = [];
       if (config.lint !== 'off') {
@@ -884,7 +895,7 @@ export function createMigrator(options: MigratorOptions): Migrator {
         }
       }
       const applied: AppliedMigration[] = [];
-      const history = await readHistory(client, names);
+      const history = historyRows;
       let current = status;
       for (const file of selected) {
         if (migrateOptions.signal?.aborted === true) break;
