@@ -65,6 +65,9 @@ export const DEFAULT_ESTIMATED_REWRITE_ROWS_PER_SECOND = 200_000;
 /** Estimated seconds above which `compat` and `plan` call a step long-running. */
 export const LONG_RUNNING_SECONDS = 60;
 
+/** Consecutive transactional expand migrations sent in one round trip (each in its own transaction). */
+const GROUP_SIZE = 50;
+
 /** What `migrate` does with lint findings of pending files. */
 export type LintEnforcement = 'enforce' | 'report' | 'off';
 
@@ -643,6 +646,51 @@ export function createMigrator(options: MigratorOptions): Migrator {
     }
   };
 
+  const runGroup = async (
+    client: pg.ClientBase,
+    group: readonly MigrationFile[],
+    statementCount: (version: string) => number,
+  ): Promise<AppliedMigration[]> => {
+    const text = group
+      .map(
+        (file) =>
+          `BEGIN;\nSET LOCAL lock_timeout = ${Math.round(config.lockTimeoutMs)};\nSET LOCAL statement_timeout = ${Math.round(config.statementTimeoutMs)};\n${file.source}\n;\n${historyInsert(
+            file,
+            {
+              success: true,
+              transactional: true,
+              statementsApplied: statementCount(file.version),
+              executionMs: '(extract(epoch FROM clock_timestamp() - now()) * 1000)::int',
+            },
+          )};\nCOMMIT;`,
+      )
+      .join('\n');
+    try {
+      await client.query(text);
+    } catch {
+      await client.query('ROLLBACK').catch(() => undefined);
+    }
+    const rows = await client.query<{ version: string; execution_ms: number }>(
+      `SELECT version, execution_ms FROM ${names.history} WHERE success AND version = ANY($1::text[])`,
+      [group.map((file) => file.version)],
+    );
+    const timing = new Map(rows.rows.map((row) => [row.version, row.execution_ms]));
+    const done: AppliedMigration[] = [];
+    for (const file of group) {
+      const executionMs = timing.get(file.version);
+      if (executionMs === undefined) break;
+      done.push({
+        version: file.version,
+        description: file.description,
+        phase: file.phase,
+        durationMs: executionMs,
+        transactional: true,
+        attempts: 1,
+      });
+    }
+    return done;
+  };
+
   const failure = async (
     client: pg.ClientBase,
     file: MigrationFile,
@@ -897,8 +945,42 @@ export function createMigrator(options: MigratorOptions): Migrator {
       const applied: AppliedMigration[] = [];
       const history = historyRows;
       let current = status;
-      for (const file of selected) {
+      const groupable = (file: MigrationFile | undefined): file is MigrationFile =>
+        file !== undefined &&
+        file.kind === 'sql' &&
+        file.phase === 'expand' &&
+        lintByVersion.get(file.version)?.transactional === true &&
+        (lintByVersion.get(file.version)?.statements.length ?? 0) > 0;
+      for (let position = 0; position < selected.length; position += 1) {
+        const file = selected[position]!;
         if (migrateOptions.signal?.aborted === true) break;
+        // Consecutive transactional expand migrations go to the server in one round trip, each still in its
+        // own transaction; after a failure the rest run one by one (with retries and failure recording).
+        if (groupable(file) && groupable(selected[position + 1])) {
+          const group: MigrationFile[] = [];
+          for (let next = position; next < selected.length && group.length < GROUP_SIZE; next += 1) {
+            const candidate = selected[next];
+            if (!groupable(candidate)) break;
+            group.push(candidate);
+          }
+          const done = await runGroup(client, group, (version) => lintByVersion.get(version)?.statements.length ?? 0);
+          applied.push(...done);
+          for (const step of done) {
+            logger.info(
+              {
+                event: 'migrations.migration.applied',
+                version: step.version,
+                phase: step.phase,
+                durationMs: Math.round(step.durationMs),
+              },
+              `applied ${step.version}`,
+            );
+          }
+          if (done.length > 0) {
+            position += done.length - 1;
+            continue;
+          }
+        }
         let forcedReason: string | null = null;
         const started = performance.now();
         if (file.phase === 'contract') {

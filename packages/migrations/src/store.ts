@@ -63,6 +63,12 @@ CREATE TABLE IF NOT EXISTS ${names.appVersions} (
 
 /** Creates the state tables when missing. Run under the migrator's advisory lock. */
 export async function ensureStore(client: pg.ClientBase, names: StoreNames): Promise<void> {
+  const present = await client.query<{ ok: boolean }>(
+    `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL
+            AND to_regclass($4) IS NOT NULL AS ok`,
+    [names.history, names.backfill, names.appVersions, names.audit],
+  );
+  if (present.rows[0]?.ok === true) return;
   await client.query(`${appVersionsDdl(names)}
 CREATE TABLE IF NOT EXISTS ${names.history} (
   installed_rank bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
