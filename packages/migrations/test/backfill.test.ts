@@ -65,6 +65,11 @@ CREATE TABLE copied_rows (id bigint NOT NULL, payload text NOT NULL);`,
     );
     child.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
+    // Not a TTY: progress arrives as JSON lines with rate and ETA.
+    const firstLine = JSON.parse(stderr.split('\n')[0]!);
+    expect(firstLine).toMatchObject({ event: 'migrations.backfill.progress', version: '2', table: 'source_rows' });
+    expect(typeof firstLine.rowsPerSecond).toBe('number');
+    expect(firstLine).toHaveProperty('etaSeconds');
 
     const interrupted = await pool.query(
       `SELECT state, rows_done::int AS done FROM kill_state.backfill WHERE version = '2'`,

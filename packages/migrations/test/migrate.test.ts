@@ -80,6 +80,31 @@ describe('migrate', () => {
     folder.remove();
   });
 
+  it('keeps the migrations before a failure in a run applied and stops at the failure', async () => {
+    const folder = migrationFolder({
+      'V1__one.sql': '-- gantry:phase expand\nCREATE TABLE run_one (id bigint PRIMARY KEY);',
+      'V2__two.sql': '-- gantry:phase expand\nCREATE TABLE run_two (id bigint PRIMARY KEY);',
+      'V3__three.sql': '-- gantry:phase expand\nINSERT INTO run_missing VALUES (1);',
+      'V4__four.sql': '-- gantry:phase expand\nCREATE TABLE run_four (id bigint PRIMARY KEY);',
+    });
+    const migrator = createMigrator({ directory: folder.directory, connectionString: url, schema: schemaFor('run') });
+    const error = await migrator.migrate().catch((caught: unknown) => caught);
+    expect(isMigrationError(error) && error.code).toBe('GANTRY_MIGRATIONS_MIGRATION_FAILED');
+    expect((error as MigrationError).version).toBe('3');
+    const info = await migrator.info();
+    expect(info.migrations.map((migration) => [migration.version, migration.state])).toEqual([
+      ['1', 'applied'],
+      ['2', 'applied'],
+      ['3', 'failed'],
+      ['4', 'pending'],
+    ]);
+    const tables = await pool.query(
+      `SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('run_one', 'run_two', 'run_four')`,
+    );
+    expect(tables.rows[0].n).toBe(2);
+    folder.remove();
+  });
+
   it('runs CREATE INDEX CONCURRENTLY outside a transaction and records it as such', async () => {
     const folder = migrationFolder({
       'V1__table.sql': '-- gantry:phase expand\nCREATE TABLE indexed (id bigint PRIMARY KEY, email text);',
