@@ -23,7 +23,7 @@ export const DEFAULT_BACKFILL_MIN_BATCH_SIZE = 100;
 /** Largest batch the adaptive sizing goes up to. */
 export const DEFAULT_BACKFILL_MAX_BATCH_SIZE = 50_000;
 /** Target duration of one batch; batches grow or shrink towards it. */
-export const DEFAULT_BACKFILL_TARGET_BATCH_MS = 50;
+export const DEFAULT_BACKFILL_TARGET_BATCH_MS = 30;
 /** Retries of one batch after a lock timeout, deadlock or serialization failure. */
 export const DEFAULT_BACKFILL_RETRIES = 10;
 
