@@ -1,0 +1,65 @@
+// The fastify adapter: probe routes on the app, its server drained on shutdown, and fastify.close() as a hook.
+import type { FastifyInstance, FastifyPluginCallback, LogLevel } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
+import type { Health } from './health.ts';
+import { healthInternals } from './health.ts';
+import { invalid } from './options.ts';
+import { probeResponse, routeTable, type HealthRouteOptions, type ProbeResponse } from './routes.ts';
+
+/** Options of {@link healthPlugin}. */
+export interface HealthPluginOptions extends HealthRouteOptions {
+  /** The registry from `createHealth()`. */
+  readonly health: Health;
+  /** Drain this app's server during shutdown (`Connection: close` on keep-alive, idle sockets closed). @default true */
+  readonly drain?: boolean;
+  /** Run `fastify.close()` (its onClose hooks) as a shutdown hook after the drain. @default true */
+  readonly closeOnShutdown?: boolean;
+  /** Log level of the probe routes (kubelets call them every few seconds). @default the app's level */
+  readonly logLevel?: LogLevel;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The health registry given to `@gantry/health/fastify`. */
+    health: Health;
+  }
+}
+
+const plugin: FastifyPluginCallback<HealthPluginOptions> = (fastify: FastifyInstance, options, done) => {
+  const { health } = options;
+  healthInternals(health);
+  if (options.logLevel !== undefined && typeof options.logLevel !== 'string') {
+    throw invalid('logLevel', 'a log level name', options.logLevel);
+  }
+  const table = routeTable(options);
+  fastify.decorate('health', health);
+  for (const [url, target] of table) {
+    fastify.route({
+      method: 'GET',
+      url,
+      ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+      handler: (_request, reply) => {
+        const send = (response: ProbeResponse): unknown =>
+          reply.code(response.statusCode).headers(response.headers).send(response.body);
+        const response = probeResponse(health, target);
+        return response instanceof Promise ? response.then(send) : send(response);
+      },
+    });
+  }
+  if (options.drain !== false) health.attachServer(fastify.server);
+  if (options.closeOnShutdown !== false) {
+    health.addShutdownHook({ name: 'fastify', run: () => fastify.close() });
+  }
+  done();
+};
+
+/**
+ * Fastify plugin: serves the probes (GET and HEAD) on the app and wires the app into the graceful shutdown.
+ * Decorates `fastify.health`.
+ * @throws HealthError `GANTRY_HEALTH_INVALID_OPTION` for bad paths or a missing registry.
+ * @example
+ * await app.register(healthPlugin, { health });
+ */
+export const healthPlugin = fastifyPlugin(plugin, { fastify: '5.x', name: '@gantry/health' });
+
+export default healthPlugin;
