@@ -49,10 +49,20 @@ interface LastResult {
 
 const VALUE_TYPES = new Set(['string', 'number', 'boolean']);
 
-function validData(data: unknown): data is CheckData {
-  if (data === undefined) return true;
+/** A frozen copy of valid MicroProfile data (flat string/number/boolean values), or `false`. */
+function copyData(data: unknown): CheckData | undefined | false {
+  if (data === undefined) return undefined;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return false;
-  return Object.values(data).every((value) => VALUE_TYPES.has(typeof value));
+  try {
+    const copy: Record<string, string | number | boolean> = {};
+    for (const [key, value] of Object.entries(data)) {
+      if (!VALUE_TYPES.has(typeof value)) return false;
+      copy[key] = value as string | number | boolean;
+    }
+    return Object.freeze(copy);
+  } catch {
+    return false;
+  }
 }
 
 export class CheckRunner {
@@ -210,12 +220,9 @@ export class CheckRunner {
       this.#record('DOWN', undefined, describeError(outcome.error), durationMs, false);
     } else {
       const result = outcome.result as Partial<CheckResult> | undefined;
-      if (
-        typeof result !== 'object' ||
-        result === null ||
-        (result.status !== 'UP' && result.status !== 'DOWN') ||
-        !validData(result.data)
-      ) {
+      const status = typeof result === 'object' && result !== null ? result.status : undefined;
+      const data = status === undefined ? false : copyData(result?.data);
+      if ((status !== 'UP' && status !== 'DOWN') || data === false) {
         this.#record(
           'DOWN',
           undefined,
@@ -224,7 +231,7 @@ export class CheckRunner {
           false,
         );
       } else {
-        this.#record(result.status, result.data, undefined, durationMs, false);
+        this.#record(status, data, undefined, durationMs, false);
       }
     }
   }
