@@ -47,6 +47,11 @@ interface LastResult {
   readonly at: number;
 }
 
+async function microtasks(count: number): Promise<undefined> {
+  for (let index = 0; index < count; index += 1) await Promise.resolve();
+  return undefined;
+}
+
 const VALUE_TYPES = new Set(['string', 'number', 'boolean']);
 
 /** A frozen copy of valid MicroProfile data (flat string/number/boolean values), or `false`. */
@@ -212,10 +217,17 @@ export class CheckRunner {
     const durationMs = clock.now() - started;
     if (this.#stopped) return;
     if (outcome === 'timeout') {
-      controller.abort(
-        new HealthError('GANTRY_HEALTH_CHECK_TIMEOUT', `check "${this.name}" timed out after ${timeoutMs} ms`),
+      const reason = new HealthError(
+        'GANTRY_HEALTH_CHECK_TIMEOUT',
+        `check "${this.name}" timed out after ${timeoutMs} ms`,
       );
-      this.#record('DOWN', undefined, `timed out after ${timeoutMs} ms`, durationMs, true);
+      controller.abort(reason);
+      // A check that rejects synchronously on abort may say why it was stuck (e.g. "pool exhausted"); give its
+      // rejection a few microtasks to arrive, never a timer.
+      const late = await Promise.race([settled, microtasks(8)]);
+      const detail =
+        late !== undefined && 'error' in late && late.error !== reason ? `: ${describeError(late.error)}` : '';
+      this.#record('DOWN', undefined, `timed out after ${timeoutMs} ms${detail}`, durationMs, true);
     } else if ('error' in outcome) {
       this.#record('DOWN', undefined, describeError(outcome.error), durationMs, false);
     } else {

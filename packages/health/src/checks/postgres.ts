@@ -57,7 +57,14 @@ export function createPostgresCheck(options: PostgresCheckOptions): Check {
     run: async (signal) => {
       const started = performance.now();
       await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => reject(signal.reason as Error);
+        const onAbort = (): void => {
+          const pool = counters();
+          const busy =
+            pool['waitingCount'] !== undefined && pool['waitingCount'] > 0
+              ? `pool exhausted: ${pool['idleCount'] ?? '?'} idle of ${pool['totalCount'] ?? '?'}, ${pool['waitingCount']} waiting`
+              : 'query still running; PostgreSQL cancels it (statement_timeout)';
+          reject(new Error(busy));
+        };
         signal.addEventListener('abort', onAbort, { once: true });
         pool.query(text).then(
           () => {
