@@ -35,13 +35,13 @@ async function startFixture(kind: 'fastify' | 'node', drainTimeoutMs: number): P
   const child = spawn(process.execPath, [FIXTURE, kind, String(drainTimeoutMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const logs: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
+  createInterface({ input: child.stderr }).on('line', (line) => logs.push(line));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
   );
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`fixture did not start:\n${logs.join('\n')}`)), 20_000);
-    createInterface({ input: child.stdout! }).once('line', (line) => {
+    createInterface({ input: child.stdout }).once('line', (line) => {
       clearTimeout(timer);
       resolve((JSON.parse(line) as { port: number }).port);
     });
