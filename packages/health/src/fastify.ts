@@ -4,7 +4,7 @@ import fastifyPlugin from 'fastify-plugin';
 import type { Health } from './health.ts';
 import { healthInternals } from './health.ts';
 import { invalid } from './options.ts';
-import { probeResponse, routeTable, type HealthRouteOptions, type ProbeResponse } from './routes.ts';
+import { probeResponse, routeTable, type HealthRouteOptions } from './routes.ts';
 
 /** Options of {@link healthPlugin}. */
 export interface HealthPluginOptions extends HealthRouteOptions {
@@ -39,10 +39,15 @@ const plugin: FastifyPluginCallback<HealthPluginOptions> = (fastify: FastifyInst
       url,
       ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
       handler: (_request, reply) => {
-        const send = (response: ProbeResponse): unknown =>
-          reply.code(response.statusCode).headers(response.headers).send(response.body);
         const response = probeResponse(health, target);
-        return response instanceof Promise ? response.then(send) : send(response);
+        // Send and return nothing: returning the reply from a sync handler makes fastify call send() a second time.
+        if (response instanceof Promise) {
+          return response.then((ready) => {
+            reply.code(ready.statusCode).headers(ready.headers).send(ready.body);
+          });
+        }
+        reply.code(response.statusCode).headers(response.headers).send(response.body);
+        return undefined;
       },
     });
   }
