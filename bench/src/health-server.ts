@@ -1,8 +1,11 @@
 // One server per child process for health.bench.ts, so the load generator never shares a server's event loop.
-// Usage: node health-server.ts <kind> <dependencyUrl> [bodyJson]
-// Prints {"port":N} on stdout once ready.
+// Usage: node health-server.ts <kind> <healthy|hung> [bodyJson]
+// Prints {"port":N} on stdout once ready, then answers each line on stdin with {"cpuMicros":N} (user + system CPU
+// time of this process so far), so the bench can compute CPU time per request, which contention on a shared
+// machine distorts far less than throughput.
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
 import { createTerminus } from '@godaddy/terminus';
 import Fastify from 'fastify';
 import { createLightship } from 'lightship';
@@ -16,10 +19,24 @@ import {
 import { healthPlugin } from '@gantry/health/fastify';
 import { createHealthHandler, startHealthServer } from '@gantry/health/node-http';
 
-const [kind, dependencyUrl = 'http://127.0.0.1:1/', body = '{}'] = process.argv.slice(2);
+const [kind, dependencyMode = 'healthy', body = '{}'] = process.argv.slice(2);
 const ready = (port: number): void => {
   process.stdout.write(`${JSON.stringify({ port })}\n`);
+  createInterface({ input: process.stdin }).on('line', () => {
+    const usage = process.cpuUsage();
+    process.stdout.write(`${JSON.stringify({ cpuMicros: usage.user + usage.system })}\n`);
+  });
 };
+
+// The dependency the HTTP check calls lives in this process (one request a second): either a server that answers,
+// or one that accepts connections and never answers.
+async function startDependency(): Promise<string> {
+  const server =
+    dependencyMode === 'hung' ? createTcpServer(() => undefined) : createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}
+const dependencyUrl = kind?.startsWith('gantry') === true ? await startDependency() : '';
 const addressPort = (address: AddressInfo | string | null): number => (address as AddressInfo).port;
 
 /** Our registry with three readiness checks: event loop, memory and an HTTP dependency, run every second. */
