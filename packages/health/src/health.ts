@@ -103,11 +103,16 @@ export interface HealthInternals {
   readonly logger: Logger;
 }
 
-const internals = new WeakMap<Health, HealthInternals>();
+// A registered symbol, so a registry made by one copy of the package (ESM vs CJS, or two installs) still works
+// with the adapters of another.
+const INTERNALS = Symbol.for('@gantry/health.internals');
 
 /** @internal */
 export function healthInternals(health: Health): HealthInternals {
-  const found = internals.get(health);
+  const found =
+    typeof health === 'object' && health !== null
+      ? ((health as unknown as Record<symbol, HealthInternals | undefined>)[INTERNALS] ?? undefined)
+      : undefined;
   if (found === undefined) {
     throw new HealthError('GANTRY_HEALTH_INVALID_OPTION', 'Expected `health` to be a registry from createHealth()');
   }
@@ -740,13 +745,16 @@ export function createHealth(options: HealthOptions = {}): Health {
       for (const drainer of drainers) drainer.detach();
     },
   };
-  internals.set(health, {
-    respond,
-    addFinalCloser: (close) => {
-      finalClosers.add(close);
-      return () => finalClosers.delete(close);
-    },
-    logger,
+  Object.defineProperty(health, INTERNALS, {
+    enumerable: false,
+    value: {
+      respond,
+      addFinalCloser: (close) => {
+        finalClosers.add(close);
+        return () => finalClosers.delete(close);
+      },
+      logger,
+    } satisfies HealthInternals,
   });
   for (const [group, checks] of Object.entries(options.checks ?? {}) as [HealthGroup, readonly Check[] | undefined][]) {
     if (!HEALTH_GROUPS.includes(group))
