@@ -31,8 +31,10 @@ interface Started {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-async function startFixture(kind: 'fastify' | 'node', drainTimeoutMs: number): Promise<Started> {
-  const child = spawn(process.execPath, [FIXTURE, kind, String(drainTimeoutMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startFixture(kind: 'fastify' | 'node', drainTimeoutMs: number, extra: string[] = []): Promise<Started> {
+  const child = spawn(process.execPath, [FIXTURE, kind, String(drainTimeoutMs), ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   const logs: string[] = [];
   createInterface({ input: child.stderr }).on('line', (line) => logs.push(line));
@@ -196,4 +198,15 @@ describe('graceful shutdown under keep-alive load (child process)', () => {
       context,
     ).toBe(true);
   }, 40_000);
+
+  it('ends a process whose event loop does not empty by re-raising the signal before the grace period ends', async () => {
+    const pod = await startFixture('node', 3_000, ['linger']);
+    const sigtermAt = performance.now();
+    pod.child.kill('SIGTERM');
+    const exit = await Promise.race([pod.exited, sleep(15_000).then(() => undefined)]);
+    const context = pod.logs.join('\n');
+    expect(exit, context).toMatchObject({ code: null, signal: 'SIGTERM' });
+    // Sequence ~1.1 s (delay + hook), then at most 1 s of backstop: well inside the 6 s grace period.
+    expect(exit!.at - sigtermAt, context).toBeLessThan(5_000);
+  }, 30_000);
 });

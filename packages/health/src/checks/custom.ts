@@ -1,6 +1,6 @@
 // Small helpers to write a check or a hook from a function.
 import type { Check, CheckResult, ShutdownHook } from '../contracts.ts';
-import { functionOption, numberOption, stringOption } from '../options.ts';
+import { functionOption, invalid, numberOption, stringOption } from '../options.ts';
 
 /** Options of {@link createCheck}. */
 export interface CreateCheckOptions {
@@ -22,10 +22,11 @@ export function createCheck(
   options: CreateCheckOptions = {},
 ): Check {
   const checkName = stringOption('name', name);
+  if (checkName === undefined) throw invalid('name', 'a non-empty string', name);
   functionOption('fn', fn);
   const timeoutMs = numberOption('timeoutMs', options.timeoutMs, 0, { min: 1 });
   return {
-    name: checkName!,
+    name: checkName,
     critical: options.critical ?? true,
     ...(timeoutMs > 0 ? { timeoutMs } : {}),
     run: async (signal) => {
@@ -49,10 +50,11 @@ export function createShutdownHook(
   options: { readonly timeoutMs?: number } = {},
 ): ShutdownHook {
   const hookName = stringOption('name', name);
+  if (hookName === undefined) throw invalid('name', 'a non-empty string', name);
   functionOption('fn', fn);
   const timeoutMs = numberOption('timeoutMs', options.timeoutMs, 0, { min: 1 });
   return {
-    name: hookName!,
+    name: hookName,
     ...(timeoutMs > 0 ? { timeoutMs } : {}),
     run: async (signal) => {
       await fn(signal);
