@@ -152,8 +152,7 @@ export class CheckRunner {
     if (!this.policy.critical) extra['critical'] = false;
     const last = this.#last;
     if (this.#status === 'PENDING' || last === undefined) {
-      const busy =
-        this.#busySince !== undefined ? `; first run still going after ${Math.round(now - this.#busySince)} ms` : '';
+      const busy = this.#busySince !== undefined ? '; first run in progress' : '';
       return { name: this.name, status: 'DOWN', data: { ...extra, reason: `no result yet${busy}` } };
     }
     const data: Record<string, string | number | boolean> = { ...last.data, ...extra };

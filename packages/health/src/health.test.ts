@@ -123,7 +123,7 @@ describe('background checks', () => {
     expect(health.snapshot('readiness').checks).toContainEqual({
       name: 'db',
       status: 'DOWN',
-      data: { reason: 'no result yet; first run still going after 299 ms' },
+      data: { reason: 'no result yet; first run in progress' },
     });
     await clock.advance(1);
     expect(db.state.signals[0]?.aborted).toBe(true);
@@ -289,8 +289,9 @@ describe('startup probe', () => {
     });
   });
 
-  it('with no startup checks is UP once the registry runs; readiness is DOWN before start()', () => {
+  it('with no startup checks is UP once the registry runs; startup and readiness are DOWN before start()', () => {
     const { health } = setup();
+    expect(health.snapshot('startup')).toEqual({ status: 'DOWN', checks: [] });
     expect(health.snapshot('readiness')).toEqual({
       status: 'DOWN',
       checks: [{ name: 'started', status: 'DOWN', data: { reason: 'health.start() has not been called' } }],
