@@ -179,7 +179,8 @@ export class CheckRunner {
     if (!this.#running || this.#stopped) return;
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
-      void this.runOnce();
+      // #run records every failure of the check itself; nothing may escape a background loop.
+      this.runOnce().catch(() => undefined);
     }, delayMs);
   }
 

@@ -366,6 +366,17 @@ export function createHealth(options: HealthOptions = {}): Health {
   };
 
   const onRun = (runner: CheckRunner, report: RunReport): void => {
+    try {
+      recordRun(runner, report);
+    } catch (error) {
+      logger.error(
+        { event: 'health.check.record_failed', check: report.name, err: describeError(error) },
+        'recording a check result failed',
+      );
+    }
+  };
+
+  const recordRun = (runner: CheckRunner, report: RunReport): void => {
     version += 1;
     metrics.checkDuration.observe({ check: report.name }, report.durationMs / 1000);
     if (report.timedOut) metrics.checkTimeouts.inc({ check: report.name });
