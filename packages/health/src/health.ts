@@ -727,7 +727,10 @@ export function createHealth(options: HealthOptions = {}): Health {
       };
       for (const [name, contributor] of contributors) {
         try {
-          document[name] = contributor.contribute();
+          const section = contributor.contribute();
+          // A section that cannot be serialized (a BigInt, a cycle) must not take the whole document down.
+          JSON.stringify(section);
+          document[name] = section;
         } catch (error) {
           document[name] = { error: describeError(error) };
           logger.debug(

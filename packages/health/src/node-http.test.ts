@@ -101,6 +101,43 @@ describe('node:http handler', () => {
   });
 });
 
+describe('node:http handler failures', () => {
+  it('answers 500 only when no report can be produced at all', async () => {
+    const broken = {
+      [Symbol.for('@gantry/health.internals')]: {
+        respond: () => {
+          throw new Error('state unavailable');
+        },
+        addFinalCloser: () => () => undefined,
+        logger: {
+          debug() {},
+          info() {},
+          warn() {},
+          error() {},
+          child() {
+            return this;
+          },
+        },
+      },
+    } as unknown as Health;
+    const port = await serve(broken);
+    const response = await fetch(`http://127.0.0.1:${port}/q/health/ready`);
+    expect(response.status).toBe(500);
+    expect(await response.json()).toEqual({ status: 'DOWN', checks: [] });
+  });
+
+  it('isolates an info contributor whose section cannot be serialized', async () => {
+    const health = registry({ ready: true });
+    health.addInfoContributor({ name: 'broken', contribute: () => ({ big: 10n }) });
+    const port = await serve(health);
+    const response = await fetch(`http://127.0.0.1:${port}/q/info`);
+    expect(response.status).toBe(200);
+    const info = (await response.json()) as Record<string, unknown>;
+    expect(info['service']).toBe('orders');
+    expect(info['broken']).toEqual({ error: 'Do not know how to serialize a BigInt' });
+  });
+});
+
 describe('separate probe server', () => {
   it('serves probes on its own port, 404 elsewhere, and is closed by the shutdown after the hooks', async () => {
     const order: string[] = [];
