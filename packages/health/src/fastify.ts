@@ -1,6 +1,7 @@
 // The fastify adapter: probe routes on the app, its server drained on shutdown, and fastify.close() as a hook.
 import type { FastifyInstance, FastifyPluginCallback, LogLevel } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
+import { isHealthError } from './errors.ts';
 import type { Health } from './health.ts';
 import { healthInternals } from './health.ts';
 import { invalid } from './options.ts';
@@ -53,7 +54,15 @@ const plugin: FastifyPluginCallback<HealthPluginOptions> = (fastify: FastifyInst
   }
   if (options.drain !== false) health.attachServer(fastify.server);
   if (options.closeOnShutdown !== false) {
-    health.addShutdownHook({ name: 'fastify', run: () => fastify.close() });
+    // Several fastify apps may share one registry (an API and an admin server): name their hooks apart.
+    for (let index = 1; ; index += 1) {
+      try {
+        health.addShutdownHook({ name: index === 1 ? 'fastify' : `fastify-${index}`, run: () => fastify.close() });
+        break;
+      } catch (error) {
+        if (!isHealthError(error, 'GANTRY_HEALTH_DUPLICATE_NAME')) throw error;
+      }
+    }
   }
   done();
 };

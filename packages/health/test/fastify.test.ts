@@ -110,4 +110,21 @@ describe('fastify plugin', () => {
     expect((await instance.inject('/ready')).statusCode).toBe(503);
     expect((await instance.inject('/readyz')).statusCode).toBe(404);
   });
+
+  it('lets two apps share one registry: both are drained and both closed', async () => {
+    const closed: string[] = [];
+    const health = createHealth({
+      registry: new Registry(),
+      shutdown: { signals: [], delayMs: 0, terminate: () => undefined },
+    });
+    health.start();
+    const api = await app(health, {}, (fastify) => fastify.addHook('onClose', async () => void closed.push('api')));
+    const admin = await app(health, { aliases: false }, (fastify) =>
+      fastify.addHook('onClose', async () => void closed.push('admin')),
+    );
+    expect((await health.shutdown()).failedHooks).toEqual([]);
+    expect(closed).toEqual(['admin', 'api']);
+    expect(api.app.server.listening).toBe(false);
+    expect(admin.app.server.listening).toBe(false);
+  });
 });
