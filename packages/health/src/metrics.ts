@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } 
 
 /** Shutdown phases in order, as the `phase` label shows them. */
 export const SHUTDOWN_PHASES = ['running', 'delay', 'drain', 'hooks', 'terminate'] as const;
+/** Where the graceful shutdown is: `running` until a signal, then delay → drain → hooks → terminate. */
 export type ShutdownPhase = (typeof SHUTDOWN_PHASES)[number];
 
 export interface HealthMetrics {
