@@ -9,6 +9,7 @@ export default defineConfig({
       'packages/*/test/**/*.test.ts',
       'examples/*/src/**/*.test.ts',
       'examples/*/test/**/*.test.ts',
+      'examples/*/demo/**/*.test.ts',
       'test/*/src/**/*.test.ts',
       'test/*/test/**/*.test.ts',
       'test/e2e/**/*.test.ts',
