@@ -50,17 +50,24 @@ interface ManualTimer {
 }
 
 /**
- * A manual clock for tests.
- * @default start `Date.now()` at creation
+ * A manual clock for tests. `advance()` fires due timers one by one, waiting `settleMs` of real time after each so
+ * that the requests they start can complete before time moves on.
+ * @default start `Date.now()` at creation, settleMs 15
  * @example
  * const clock = createManualClock();
  * await clock.advance(60_000); // timers due in the next minute fire now
  */
-export function createManualClock(options: { readonly start?: number } = {}): ManualClock {
+export function createManualClock(options: { readonly start?: number; readonly settleMs?: number } = {}): ManualClock {
   let now = options.start ?? Date.now();
+  const settleMs = options.settleMs ?? 15;
   let nextId = 1;
   let timers: ManualTimer[] = [];
-  const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  // Between timers, give the work a fired timer started (often loopback I/O) a moment of real time to finish, so
+  // that time does not jump past a request still in flight.
+  const settle = (): Promise<void> =>
+    new Promise((resolve) => {
+      setTimeout(resolve, settleMs);
+    });
   return {
     now: () => now,
     setTimeout(callback, ms) {
