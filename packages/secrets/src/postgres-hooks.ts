@@ -16,6 +16,9 @@ export const DEFAULT_RENEW_STATEMENTS: readonly string[] = Object.freeze([
 
 /** Hooks plus a `close()` for the admin connections they hold. */
 export interface PostgresRoleHooks extends DevDatabaseHooks {
+  onCreate(user: DevDatabaseUser, password: string): Promise<void>;
+  onRenew(user: DevDatabaseUser): Promise<void>;
+  onRevoke(user: DevDatabaseUser): Promise<void>;
   close(): Promise<void>;
 }
 

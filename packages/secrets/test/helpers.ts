@@ -22,7 +22,10 @@ export interface LogLine {
 }
 
 /** A pino-shaped logger that keeps every line (bindings included) for assertions. */
-export function captureLogger(lines: LogLine[] = [], bindings: Record<string, unknown> = {}): Logger & { lines: LogLine[] } {
+export function captureLogger(
+  lines: LogLine[] = [],
+  bindings: Record<string, unknown> = {},
+): Logger & { lines: LogLine[] } {
   const at =
     (level: string) =>
     (obj: Readonly<Record<string, unknown>> | string, msg?: string): void => {
@@ -65,7 +68,9 @@ export async function createTestBed(
   const adminConfig = { host: info.host, port: info.port, user: info.user, password: info.password, database: name };
   const admin = new pg.Pool({ ...adminConfig, max: 2 });
   admin.on('error', () => undefined);
-  await admin.query('CREATE TABLE items (id int primary key, label text); INSERT INTO items SELECT g, $$item$$ || g FROM generate_series(1, 100) g');
+  await admin.query(
+    'CREATE TABLE items (id int primary key, label text); INSERT INTO items SELECT g, $$item$$ || g FROM generate_series(1, 100) g',
+  );
   const hooks = postgresRoleHooks(adminConfig);
   const vault = await createVaultDevServer({ ...options, database: hooks });
   vault.addDatabaseRole('app', {
@@ -125,7 +130,8 @@ export async function runLoad(
           result.ok += 1;
         } catch (error) {
           result.failed += 1;
-          const key = error instanceof Error ? `${(error as { code?: string }).code ?? ''} ${error.message}` : String(error);
+          const key =
+            error instanceof Error ? `${(error as { code?: string }).code ?? ''} ${error.message}` : String(error);
           result.errors.set(key, (result.errors.get(key) ?? 0) + 1);
         }
       }
@@ -137,7 +143,11 @@ export async function runLoad(
 export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `predicate` until it holds or `timeoutMs` passes. */
-export async function until(predicate: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+export async function until(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -56,7 +56,11 @@ describe('KV v2 store', () => {
     server.kvPut('app/config', { color: 'green' });
     await clock.advance(11_000);
     await until(() => changes.length === 1, 2_000, 'a change event');
-    expect(changes[0]).toMatchObject({ path: 'app/config', previousVersion: 1, secret: { version: 2, data: { color: 'green' } } });
+    expect(changes[0]).toMatchObject({
+      path: 'app/config',
+      previousVersion: 1,
+      secret: { version: 2, data: { color: 'green' } },
+    });
     expect((await kv.get('app/config')).data).toEqual({ color: 'green' });
     expect(kv.peek('app/config')?.version).toBe(2);
   });

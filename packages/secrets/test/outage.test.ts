@@ -46,58 +46,62 @@ describe('Vault outage', () => {
   });
 
   for (const [name, begin] of Object.entries(outages)) {
-    it(`${name} Vault: traffic keeps flowing, readiness goes DOWN before expiry, then recovers`, { timeout: 30_000 }, async () => {
-      const logger = captureLogger();
-      const pool = createRotatingPool({
-        vault,
-        role: 'app',
-        pool: { ...bed.pgSettings, max: 8 },
-        rotationLeadMs: 3_000,
-        readinessLeadMs: 1_500,
-        drainTimeoutMs: 500,
-        warmupTimeoutMs: 500,
-        safetyMarginMs: 200,
-        registry: null,
-        logger,
-      });
-      const expiring: number[] = [];
-      pool.on('expiring', ({ msLeft }) => expiring.push(msLeft));
-      await pool.start();
-      const readiness = pool.check();
-      const signal = AbortSignal.timeout(5_000);
-      expect((await readiness.run(signal)).status).toBe('UP');
-      const first = pool.state();
-      const end = await begin(bed);
+    it(
+      `${name} Vault: traffic keeps flowing, readiness goes DOWN before expiry, then recovers`,
+      { timeout: 30_000 },
+      async () => {
+        const logger = captureLogger();
+        const pool = createRotatingPool({
+          vault,
+          role: 'app',
+          pool: { ...bed.pgSettings, max: 8 },
+          rotationLeadMs: 3_000,
+          readinessLeadMs: 1_500,
+          drainTimeoutMs: 500,
+          warmupTimeoutMs: 500,
+          safetyMarginMs: 200,
+          registry: null,
+          logger,
+        });
+        const expiring: number[] = [];
+        pool.on('expiring', ({ msLeft }) => expiring.push(msLeft));
+        await pool.start();
+        const readiness = pool.check();
+        const signal = AbortSignal.timeout(5_000);
+        expect((await readiness.run(signal)).status).toBe('UP');
+        const first = pool.state();
+        const end = await begin(bed);
 
-      let stopLoad!: () => void;
-      const loadDone = new Promise<void>((resolve) => (stopLoad = resolve));
-      const load = runLoad(pool, 10, loadDone);
-      let downAt: number | undefined;
-      // Watch readiness until 0.8 s before the lease's effective expiry.
-      while (Date.now() < first.effectiveExpiresAt! - 800) {
-        if (downAt === undefined && (await readiness.run(signal)).status === 'DOWN') downAt = Date.now();
-        await delay(50);
-      }
-      expect(pool.state().generation).toBe(1); // no rotation was possible during the outage
-      await end();
-      await until(() => pool.state().generation >= 2, 10_000, 'a rotation after the outage');
-      await until(async () => (await readiness.run(signal)).status === 'UP', 5_000, 'readiness UP again');
-      await delay(300);
-      stopLoad();
-      const result = await load;
-      await pool.close();
+        let stopLoad!: () => void;
+        const loadDone = new Promise<void>((resolve) => (stopLoad = resolve));
+        const load = runLoad(pool, 10, loadDone);
+        let downAt: number | undefined;
+        // Watch readiness until 0.8 s before the lease's effective expiry.
+        while (Date.now() < first.effectiveExpiresAt! - 800) {
+          if (downAt === undefined && (await readiness.run(signal)).status === 'DOWN') downAt = Date.now();
+          await delay(50);
+        }
+        expect(pool.state().generation).toBe(1); // no rotation was possible during the outage
+        await end();
+        await until(() => pool.state().generation >= 2, 10_000, 'a rotation after the outage');
+        await until(async () => (await readiness.run(signal)).status === 'UP', 5_000, 'readiness UP again');
+        await delay(300);
+        stopLoad();
+        const result = await load;
+        await pool.close();
 
-      expect(downAt, 'readiness never went DOWN').toBeDefined();
-      expect(downAt!).toBeLessThan(first.effectiveExpiresAt!);
-      expect(expiring.length).toBeGreaterThan(0);
-      expect(events(logger.lines, 'secrets.lease.expiring').length).toBeGreaterThan(0);
-      expect(events(logger.lines, 'secrets.rotation.failed').length).toBeGreaterThan(0);
-      expect(result.failed, [...result.errors.keys()].join('\n')).toBe(0);
-      expect(result.ok).toBeGreaterThan(100);
-      // The old lease was revoked by the pool after the drain, not by Vault's expiry.
-      const old = bed.vault.leases().find((lease) => lease.username === first.username);
-      expect(old?.revoked).toBe(true);
-      expect(old!.revokedAt!).toBeLessThan(old!.expireTime);
-    });
+        expect(downAt, 'readiness never went DOWN').toBeDefined();
+        expect(downAt!).toBeLessThan(first.effectiveExpiresAt!);
+        expect(expiring.length).toBeGreaterThan(0);
+        expect(events(logger.lines, 'secrets.lease.expiring').length).toBeGreaterThan(0);
+        expect(events(logger.lines, 'secrets.rotation.failed').length).toBeGreaterThan(0);
+        expect(result.failed, [...result.errors.keys()].join('\n')).toBe(0);
+        expect(result.ok).toBeGreaterThan(100);
+        // The old lease was revoked by the pool after the drain, not by Vault's expiry.
+        const old = bed.vault.leases().find((lease) => lease.username === first.username);
+        expect(old?.revoked).toBe(true);
+        expect(old!.revokedAt!).toBeLessThan(old!.expireTime);
+      },
+    );
   }
 });

@@ -47,7 +47,9 @@ describe('rotation under load', () => {
     const generation = pool.state().generation;
     const current = pool.state().username;
     await pool.close();
-    process.stderr.write(`[secrets] make-before-break: ${result.ok} ok, ${result.failed} failed, ${generation - 1} rotations\n`);
+    process.stderr.write(
+      `[secrets] make-before-break: ${result.ok} ok, ${result.failed} failed, ${generation - 1} rotations\n`,
+    );
 
     expect(result.failed, [...result.errors].map(([message, count]) => `${count}× ${message}`).join('\n')).toBe(0);
     expect(result.ok).toBeGreaterThan(1_000);
@@ -62,11 +64,15 @@ describe('rotation under load', () => {
       expect(lease.revokedAt!).toBeLessThan(lease.expireTime);
     }
     const order = logger.lines
-      .filter((line) => line.fields['event'] === 'secrets.pool.drained' || line.fields['event'] === 'secrets.lease.revoked')
+      .filter(
+        (line) => line.fields['event'] === 'secrets.pool.drained' || line.fields['event'] === 'secrets.lease.revoked',
+      )
       .map((line) => `${String(line.fields['event'])}:${String(line.fields['generation'])}`);
     for (let number = 1; number <= generation; number += 1) {
       expect(order.indexOf(`secrets.pool.drained:${number}`)).toBeGreaterThanOrEqual(0);
-      expect(order.indexOf(`secrets.pool.drained:${number}`)).toBeLessThan(order.indexOf(`secrets.lease.revoked:${number}`));
+      expect(order.indexOf(`secrets.pool.drained:${number}`)).toBeLessThan(
+        order.indexOf(`secrets.lease.revoked:${number}`),
+      );
     }
     expect(events(logger.lines, 'secrets.pool.drain_timeout')).toEqual([]);
     expect(current).toMatch(/^v-approle-app-/);

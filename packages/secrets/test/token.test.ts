@@ -15,7 +15,10 @@ describe('token expiry and leases', () => {
   async function setup(tokenTtlSeconds: number, leaseSeconds = 60): Promise<{ bed: TestBed; vault: Vault }> {
     const bed = await createTestBed({ defaultTtlSeconds: leaseSeconds, maxTtlSeconds: leaseSeconds });
     cleanups.push(() => bed.close());
-    const { roleId, secretId } = bed.vault.addAppRole('orders', { tokenTtlSeconds, tokenMaxTtlSeconds: tokenTtlSeconds });
+    const { roleId, secretId } = bed.vault.addAppRole('orders', {
+      tokenTtlSeconds,
+      tokenMaxTtlSeconds: tokenTtlSeconds,
+    });
     const vault = createVault({
       endpoint: bed.vault.address,
       auth: { method: 'approle', roleId, secretId },
@@ -28,36 +31,40 @@ describe('token expiry and leases', () => {
     return { bed, vault };
   }
 
-  it('re-logs in before the token max TTL and rotates under the new token with zero failed queries', { timeout: 30_000 }, async () => {
-    const { bed, vault } = await setup(4);
-    const logins: string[] = [];
-    vault.on('login', ({ reason }) => logins.push(reason));
-    const pool = createRotatingPool({
-      vault,
-      role: 'app',
-      pool: { ...bed.pgSettings, max: 8 },
-      rotationLeadMs: 1_500,
-      drainTimeoutMs: 400,
-      warmupTimeoutMs: 500,
-      safetyMarginMs: 200,
-      registry: null,
-    });
-    cleanups.push(() => pool.close());
-    await pool.start();
-    const result = await runLoad(pool, 10, delay(10_000));
-    const generation = pool.state().generation;
-    await pool.close();
+  it(
+    're-logs in before the token max TTL and rotates under the new token with zero failed queries',
+    { timeout: 30_000 },
+    async () => {
+      const { bed, vault } = await setup(4);
+      const logins: string[] = [];
+      vault.on('login', ({ reason }) => logins.push(reason));
+      const pool = createRotatingPool({
+        vault,
+        role: 'app',
+        pool: { ...bed.pgSettings, max: 8 },
+        rotationLeadMs: 1_500,
+        drainTimeoutMs: 400,
+        warmupTimeoutMs: 500,
+        safetyMarginMs: 200,
+        registry: null,
+      });
+      cleanups.push(() => pool.close());
+      await pool.start();
+      const result = await runLoad(pool, 10, delay(10_000));
+      const generation = pool.state().generation;
+      await pool.close();
 
-    expect(result.failed, [...result.errors.keys()].join('\n')).toBe(0);
-    expect(logins.filter((reason) => reason === 'max-ttl').length).toBeGreaterThanOrEqual(2);
-    expect(generation).toBeGreaterThanOrEqual(3);
-    // Every lease was revoked by the pool while its token was still alive: none died with its token.
-    for (const lease of bed.vault.leases()) {
-      const token = bed.vault.tokenState(lease.tokenAccessor!)!;
-      expect(lease.revoked).toBe(true);
-      expect(lease.revokedAt!).toBeLessThanOrEqual(token.expireTime!);
-    }
-  });
+      expect(result.failed, [...result.errors.keys()].join('\n')).toBe(0);
+      expect(logins.filter((reason) => reason === 'max-ttl').length).toBeGreaterThanOrEqual(2);
+      expect(generation).toBeGreaterThanOrEqual(3);
+      // Every lease was revoked by the pool while its token was still alive: none died with its token.
+      for (const lease of bed.vault.leases()) {
+        const token = bed.vault.tokenState(lease.tokenAccessor!)!;
+        expect(lease.revoked).toBe(true);
+        expect(lease.revokedAt!).toBeLessThanOrEqual(token.expireTime!);
+      }
+    },
+  );
 
   it('token expiry cascades to its leases and the pool recovers by re-login', { timeout: 30_000 }, async () => {
     const { bed, vault } = await setup(3);
@@ -81,7 +88,11 @@ describe('token expiry and leases', () => {
     expect(first.effectiveExpiresAt).toBe(tokenExpiresAt); // the 60 s lease is bounded by the 3 s token
     bed.vault.seal(); // no renewal, no re-login: the token will expire
     const readiness = pool.check();
-    await until(async () => (await readiness.run(AbortSignal.timeout(1_000))).status === 'DOWN', 5_000, 'readiness DOWN');
+    await until(
+      async () => (await readiness.run(AbortSignal.timeout(1_000))).status === 'DOWN',
+      5_000,
+      'readiness DOWN',
+    );
     expect(Date.now()).toBeLessThan(tokenExpiresAt);
     await delay(Math.max(0, tokenExpiresAt - Date.now()) + 500);
     const user = first.username!;

@@ -90,7 +90,12 @@ describe('token lifecycle', () => {
     const clock = createManualClock();
     const server = await devServer({ clock });
     const { roleId, secretId } = server.addAppRole('svc', { tokenTtlSeconds: 60, tokenMaxTtlSeconds: 6_000 });
-    const vault = client(server, { auth: { method: 'approle', roleId, secretId }, clock, retryInitialDelayMs: 1_000, retryMaxDelayMs: 5_000 });
+    const vault = client(server, {
+      auth: { method: 'approle', roleId, secretId },
+      clock,
+      retryInitialDelayMs: 1_000,
+      retryMaxDelayMs: 5_000,
+    });
     const expired: number[] = [];
     vault.on('token-expired', ({ generation }) => expired.push(generation));
     await vault.start();
@@ -143,12 +148,24 @@ describe('token lifecycle', () => {
 describe('error classification', () => {
   const cases: [string, (server: VaultDevServer) => void, Partial<SecretsError>][] = [
     ['sealed', (s) => s.seal(), { code: 'GANTRY_SECRETS_VAULT_UNAVAILABLE', kind: 'retryable', status: 503 }],
-    ['rate limited', (s) => s.inject({ kind: 'rate-limit', retryAfterSeconds: 7 }), { kind: 'retryable', status: 429, retryAfterMs: 7_000 }],
-    ['500', (s) => s.inject({ kind: 'internal-error' }), { code: 'GANTRY_SECRETS_VAULT_UNAVAILABLE', kind: 'retryable', status: 500 }],
+    [
+      'rate limited',
+      (s) => s.inject({ kind: 'rate-limit', retryAfterSeconds: 7 }),
+      { kind: 'retryable', status: 429, retryAfterMs: 7_000 },
+    ],
+    [
+      '500',
+      (s) => s.inject({ kind: 'internal-error' }),
+      { code: 'GANTRY_SECRETS_VAULT_UNAVAILABLE', kind: 'retryable', status: 500 },
+    ],
     ['412', (s) => s.inject({ kind: 'precondition-failed' }), { kind: 'retryable', status: 412 }],
     ['hung', (s) => s.inject({ kind: 'hang' }), { code: 'GANTRY_SECRETS_VAULT_TIMEOUT', kind: 'retryable' }],
     ['reset', (s) => s.inject({ kind: 'reset' }), { code: 'GANTRY_SECRETS_VAULT_UNAVAILABLE', kind: 'retryable' }],
-    ['policy denial', (s) => s.deny('database/'), { code: 'GANTRY_SECRETS_PERMISSION_DENIED', kind: 'fatal', status: 403 }],
+    [
+      'policy denial',
+      (s) => s.deny('database/'),
+      { code: 'GANTRY_SECRETS_PERMISSION_DENIED', kind: 'fatal', status: 403 },
+    ],
   ];
   for (const [name, arrange, expected] of cases) {
     it(`classifies ${name}`, async () => {
@@ -167,7 +184,10 @@ describe('error classification', () => {
     const vault = client(server);
     await vault.start();
     await server.refuse();
-    expect(await failure(vault.read('secret/data/x'))).toMatchObject({ code: 'GANTRY_SECRETS_VAULT_UNAVAILABLE', kind: 'retryable' });
+    expect(await failure(vault.read('secret/data/x'))).toMatchObject({
+      code: 'GANTRY_SECRETS_VAULT_UNAVAILABLE',
+      kind: 'retryable',
+    });
   });
 
   it('classifies a gone lease as lease-terminal, an unknown role and a missing secret as fatal', async () => {
@@ -183,7 +203,10 @@ describe('error classification', () => {
       kind: 'fatal',
       status: 400,
     });
-    expect(await failure(vault.read('secret/data/missing'))).toMatchObject({ code: 'GANTRY_SECRETS_NOT_FOUND', status: 404 });
+    expect(await failure(vault.read('secret/data/missing'))).toMatchObject({
+      code: 'GANTRY_SECRETS_NOT_FOUND',
+      status: 404,
+    });
     await vault.revokeLease('database/creds/app/unknown'); // idempotent: 204
   });
 
@@ -196,7 +219,9 @@ describe('error classification', () => {
     await failure(vault.databaseCredentials({ role: 'app' }));
     const text = await registry.metrics();
     expect(text).toContain('gantry_secrets_vault_requests_total{operation="database_credentials",outcome="ok"} 1');
-    expect(text).toContain('gantry_secrets_vault_requests_total{operation="database_credentials",outcome="retryable"} 1');
+    expect(text).toContain(
+      'gantry_secrets_vault_requests_total{operation="database_credentials",outcome="retryable"} 1',
+    );
   });
 });
 
