@@ -148,6 +148,8 @@ describe('secret hygiene', () => {
       const liarVault = createVault({
         endpoint: liar.address,
         auth: { method: 'token', token: liar.rootToken },
+        startupTimeoutMs: 1_500,
+        retryInitialDelayMs: 100,
         logger,
         registry: null,
       });
