@@ -213,6 +213,11 @@ export interface VaultDevServer {
   accept(): Promise<void>;
   /** Runs the expiration manager now and waits for pending revocations (useful after moving a manual clock). */
   settle(): Promise<void>;
+  /**
+   * Moves the server's manual clock by `ms` (firing expirations on the way) and settles.
+   * @throws Error when the server runs on a clock without `advance` (the system clock)
+   */
+  advance(ms: number): Promise<void>;
   leaseState(leaseId: string): DevLeaseState | undefined;
   leases(): readonly DevLeaseState[];
   tokenState(tokenOrAccessor: string): DevTokenState | undefined;
@@ -465,6 +470,15 @@ class DevServer implements VaultDevServer {
   async settle(): Promise<void> {
     this.#runExpirations();
     await this.#drainRevocations();
+  }
+
+  async advance(ms: number): Promise<void> {
+    const clock = this.clock as Clock & { advance?: (ms: number) => Promise<void> };
+    if (typeof clock.advance !== 'function') {
+      throw new Error('advance() needs a manual clock: createVaultDevServer({ clock: createManualClock() })');
+    }
+    await clock.advance(ms);
+    await this.settle();
   }
 
   leaseState(leaseId: string): DevLeaseState | undefined {

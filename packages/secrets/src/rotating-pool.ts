@@ -617,7 +617,12 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
     if (this.#closing !== undefined || this.#rotating !== undefined) {
       if (this.#rotating !== undefined && reason !== 'schedule') {
         // A rotation is running; the plan made after it decides whether its credentials are still good.
-        void this.#rotating.finally(() => this.#current !== undefined && this.#closing === undefined && this.#plan());
+        this.#rotating.then(
+          () => {
+            if (this.#current !== undefined && this.#closing === undefined) this.#plan();
+          },
+          () => undefined, // a failed rotation schedules its own retry
+        );
       }
       return;
     }
@@ -641,7 +646,7 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
         this.#clearTimers();
         this.#timer = this.#clock.setTimeout(() => {
           this.#timer = undefined;
-          this.#requestRotation(reason === 'schedule' ? 'schedule' : reason);
+          this.#requestRotation(reason);
         }, delay);
         if (current !== undefined) {
           const expiringAt = this.#effectiveExpiry(current) - this.#readinessLead(current);

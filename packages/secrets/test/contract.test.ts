@@ -293,7 +293,7 @@ describe('dev server: expiration manager on an injected clock', () => {
         data: { username: string };
       };
       server.seal();
-      await clock.advance(61_000);
+      await server.advance(61_000);
       expect(revoked).toEqual([]); // sealed: nothing is revoked
       await server.unseal();
       expect(server.tokenState(accessor)!.revoked).toBe(true);
