@@ -58,7 +58,9 @@ describe('rotation under load', () => {
 
     // Every old lease was revoked by the pool itself, before Vault's expiry, and only after its pool had ended.
     const leases = bed.vault.leases().filter((lease) => lease.username !== undefined);
-    expect(leases.length).toBe(generation);
+    // (one more when close() caught a rotation between obtaining and switching: it is revoked unused)
+    expect(leases.length).toBeGreaterThanOrEqual(generation);
+    expect(leases.length).toBeLessThanOrEqual(generation + 1);
     for (const lease of leases) {
       expect(lease.revoked).toBe(true);
       expect(lease.revokedAt!).toBeLessThan(lease.expireTime);
