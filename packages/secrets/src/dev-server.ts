@@ -999,7 +999,7 @@ class DevServer implements VaultDevServer {
       if (entry === undefined || entry[1].secretId !== body['secret_id'])
         throw new HttpError(400, ['invalid role or secret ID']);
       const token = this.#issueToken(entry[1], 'approle', `auth/${mount}/login`, { role_name: entry[0] });
-      return this.#envelope({ auth: this.#authView(token, token.expireTime! - this.clock.now()) });
+      return this.#envelope({ auth: this.#authView(token, Math.min(token.ttlMs, token.maxTtlMs)) });
     }
     if (mount === this.#mounts.kubernetes) {
       const roleName = body['role'];
@@ -1014,7 +1014,7 @@ class DevServer implements VaultDevServer {
         service_account_name: roleName,
         service_account_namespace: 'default',
       });
-      return this.#envelope({ auth: this.#authView(token, token.expireTime! - this.clock.now()) });
+      return this.#envelope({ auth: this.#authView(token, Math.min(token.ttlMs, token.maxTtlMs)) });
     }
     throw new HttpError(404, [`no handler for route "auth/${mount}/login". route entry not found.`]);
   }

@@ -511,11 +511,11 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
     if (current === undefined || this.#closing !== undefined) return;
     const now = this.#clock.now();
     const effective = this.#effectiveExpiry(current);
-    // Rotate `lead` before the effective expiry, but never before half of the credentials' usable life, so a
+    // Rotate `lead` before the effective expiry, but never before a third of the credentials' usable life, so a
     // token or lease shorter than the budget cannot make rotations back-to-back.
     const rotateAt = Math.max(
       effective - this.#lead(current),
-      current.credentials.obtainedAt + (effective - current.credentials.obtainedAt) / 2,
+      current.credentials.obtainedAt + (effective - current.credentials.obtainedAt) / 3,
     );
     this.#nextRotationAt = rotateAt;
     let action: 'renew' | 'rotate' = 'rotate';

@@ -63,6 +63,16 @@ describe('token lifecycle', () => {
     expect(vault.token()!.expiresAt).toBe(renewals()[0]!.at + 300_000);
   });
 
+  it('regression: the dev server reported a login TTL one second short, so clients expired tokens early', async () => {
+    const clock = createManualClock();
+    const server = await devServer({ clock });
+    const { roleId, secretId } = server.addAppRole('svc', { tokenTtlSeconds: 3, tokenMaxTtlSeconds: 3 });
+    const vault = client(server, { auth: { method: 'approle', roleId, secretId }, clock });
+    await vault.start();
+    const token = vault.token()!;
+    expect(token.expiresAt).toBe(server.tokenState(token.accessor!)!.expireTime);
+  });
+
   it('logs in again before the max TTL once Vault caps a renewal, leaving the old token alive', async () => {
     const clock = createManualClock();
     const server = await devServer({ clock });
