@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { createManualClock, createVault, isSecretsError, type SecretsError, type Vault } from '../src/index.ts';
+import {
+  SYSTEM_CLOCK,
+  createManualClock,
+  createVault,
+  isSecretsError,
+  type SecretsError,
+  type Vault,
+} from '../src/index.ts';
 import { createVaultDevServer, type VaultDevServer } from '../src/testing.ts';
 import { captureLogger, delay, events, until } from './helpers.ts';
 
@@ -64,13 +71,22 @@ describe('token lifecycle', () => {
   });
 
   it('regression: the dev server reported a login TTL one second short, so clients expired tokens early', async () => {
-    const clock = createManualClock();
-    const server = await devServer({ clock });
+    // A clock that moves 1 ms on every read: time passes between issuing the token and answering.
+    let ticks = 0;
+    const base = Date.now();
+    const ticking: Clock = {
+      now: () => base + ticks++,
+      setTimeout: (callback, ms) => SYSTEM_CLOCK.setTimeout(callback, ms),
+      clearTimeout: (timer) => SYSTEM_CLOCK.clearTimeout(timer),
+    };
+    const server = await devServer({ clock: ticking });
     const { roleId, secretId } = server.addAppRole('svc', { tokenTtlSeconds: 3, tokenMaxTtlSeconds: 3 });
-    const vault = client(server, { auth: { method: 'approle', roleId, secretId }, clock });
-    await vault.start();
-    const token = vault.token()!;
-    expect(token.expiresAt).toBe(server.tokenState(token.accessor!)!.expireTime);
+    const response = await fetch(`${server.address}/v1/auth/approle/login`, {
+      method: 'POST',
+      body: JSON.stringify({ role_id: roleId, secret_id: secretId }),
+    });
+    const body = (await response.json()) as { auth: { lease_duration: number } };
+    expect(body.auth.lease_duration).toBe(3);
   });
 
   it('logs in again before the max TTL once Vault caps a renewal, leaving the old token alive', async () => {
