@@ -12,6 +12,7 @@ import {
   isSecretsError,
   type SecretsError,
   type Vault,
+  type Clock,
 } from '../src/index.ts';
 import { createVaultDevServer, type VaultDevServer } from '../src/testing.ts';
 import { captureLogger, delay, events, until } from './helpers.ts';
