@@ -3,10 +3,9 @@
 // (never end() while anything waits or is checked out) → end it → revoke the old lease. Each call resolves the
 // pool at call time, so nothing ever uses a pool after end().
 import { EventEmitter } from 'node:events';
-import pg from 'pg';
 import type { Pool, PoolClient, PoolConfig } from 'pg';
 import type { Registry } from 'prom-client';
-import type { Check, CheckResult } from '@gantry/health';
+import type { Check, CheckResult, ShutdownHook } from '@gantry/health';
 import { SYSTEM_CLOCK, backoffDelay, sleep, uniform, type Clock, type ClockTimer } from './clock.ts';
 import { SecretsError, invalidOption, isSecretsError } from './errors.ts';
 import { SILENT_LOGGER, errorFields, type Logger } from './logger.ts';
@@ -147,6 +146,11 @@ export interface RotatingPool {
   close(): Promise<void>;
   /** Readiness: DOWN without credentials or when they expire within the readiness lead. */
   check(options?: { readonly name?: string; readonly critical?: boolean }): Check;
+  /**
+   * A graceful-shutdown step that runs `close()`. Register it after the Vault client's hook so that it runs first
+   * (hooks run in reverse order). @default timeoutMs drainTimeoutMs + 5 s
+   */
+  shutdownHook(options?: { readonly name?: string; readonly timeoutMs?: number }): ShutdownHook;
   state(): RotatingPoolState;
   readonly totalCount: number;
   readonly idleCount: number;
@@ -186,7 +190,7 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
   readonly config: RotatingPoolConfig;
   readonly #vault: Vault;
   readonly #baseConfig: Readonly<PoolConfig>;
-  readonly #Pool: new (config: PoolConfig) => Pool;
+  #Pool: (new (config: PoolConfig) => Pool) | undefined;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #metrics: SecretsMetrics | undefined;
@@ -259,7 +263,7 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
     });
     if (options.Pool !== undefined && typeof options.Pool !== 'function')
       throw invalidOption('Pool', 'a pg.Pool class', options.Pool);
-    this.#Pool = options.Pool ?? pg.Pool;
+    this.#Pool = options.Pool;
     this.#baseConfig = Object.freeze({ ...base });
     this.#clock = options.clock ?? SYSTEM_CLOCK;
     this.#logger = (options.logger ?? SILENT_LOGGER).child({ pool: this.config.name });
@@ -400,6 +404,14 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
           return { status: 'DOWN', data: { ...data, reason: 'credentials expiring' } };
         return { status: 'UP', data };
       },
+    };
+  }
+
+  shutdownHook(options: { readonly name?: string; readonly timeoutMs?: number } = {}): ShutdownHook {
+    return {
+      name: options.name ?? `rotating-pool-${this.config.name}`,
+      timeoutMs: options.timeoutMs ?? this.config.drainTimeoutMs + 5_000,
+      run: () => this.close(),
     };
   }
 
@@ -762,6 +774,10 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
 
   /** Builds the next generation's pool and proves the credentials work, retrying auth errors (replica lag) briefly. */
   async #warm(credentials: DatabaseCredentials, number: number, previous: Generation | undefined): Promise<Pool> {
+    // pg is loaded on first use, so that code using only the Vault client or KV does not need it installed.
+    this.#Pool ??= (
+      (await import('pg')) as unknown as { default: { Pool: new (config: PoolConfig) => Pool } }
+    ).default.Pool;
     const pool = new this.#Pool({ ...this.#baseConfig, user: credentials.username, password: credentials.password });
     this.#attachListeners(pool, number);
     const deadline = this.#clock.now() + this.config.warmupTimeoutMs;

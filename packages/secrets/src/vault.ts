@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import nodeVault from 'node-vault';
 import type { Registry } from 'prom-client';
-import type { Check, CheckResult } from '@gantry/health';
+import type { Check, CheckResult, ShutdownHook } from '@gantry/health';
 import { classifyVaultError } from './classify.ts';
 import { SYSTEM_CLOCK, backoffDelay, sleep, uniform, type Clock, type ClockTimer } from './clock.ts';
 import { SecretsError, invalidOption, isSecretsError } from './errors.ts';
@@ -222,6 +222,8 @@ export interface Vault {
   kv(options?: KvStoreOptions): KvStore;
   /** Readiness check: UP while the client holds an unexpired token. */
   check(options?: { readonly name?: string; readonly critical?: boolean }): Check;
+  /** A graceful-shutdown step that runs `close()`; register it before the pools' hooks so that it runs after them. */
+  shutdownHook(options?: { readonly name?: string; readonly timeoutMs?: number }): ShutdownHook;
   on<K extends keyof VaultEvents>(event: K, listener: (...args: VaultEvents[K]) => void): this;
   off<K extends keyof VaultEvents>(event: K, listener: (...args: VaultEvents[K]) => void): this;
 }
@@ -626,6 +628,14 @@ class VaultClient extends EventEmitter<VaultEvents> implements Vault {
         const usable = !record.invalid && (record.expiresAt === null || record.expiresAt > this.#clock.now());
         return { status: usable ? 'UP' : 'DOWN', data };
       },
+    };
+  }
+
+  shutdownHook(options: { readonly name?: string; readonly timeoutMs?: number } = {}): ShutdownHook {
+    return {
+      name: options.name ?? 'vault',
+      timeoutMs: options.timeoutMs ?? this.config.requestTimeoutMs + 1_000,
+      run: () => this.close(),
     };
   }
 

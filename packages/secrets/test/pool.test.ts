@@ -229,6 +229,32 @@ describe('rotating pool', () => {
     expect((await vault.databaseCredentials({ role: 'app' })).username).toMatch(/^v-/); // the vault stays open
   });
 
+  it("with revokeMode 'shorten', cuts the old lease to shortenToSeconds instead of revoking it", async () => {
+    const { bed, pool } = await setup(undefined, { revokeMode: 'shorten', shortenToSeconds: 7 });
+    await pool.start();
+    const oldUser = pool.state().username!;
+    await pool.rotate();
+    await until(
+      () => bed.vault.requests.some((request) => request.path === 'sys/leases/renew'),
+      5_000,
+      'the shortening renewal',
+    );
+    const old = bed.vault.leases().find((lease) => lease.username === oldUser)!;
+    expect(old.revoked).toBe(false);
+    expect(old.expireTime - Date.now()).toBeLessThanOrEqual(7_000);
+    expect(bed.vault.requests.some((request) => request.path === 'sys/leases/revoke')).toBe(false);
+  });
+
+  it('offers shutdown hooks that close the pool, then the Vault client', async () => {
+    const { bed, vault, pool } = await setup();
+    await pool.start();
+    const hooks = [vault.shutdownHook(), pool.shutdownHook()]; // registered in this order, run in reverse
+    for (const hook of hooks.reverse()) await hook.run(AbortSignal.timeout(hook.timeoutMs ?? 5_000));
+    expect(pool.ended).toBe(true);
+    expect(bed.vault.leases().every((lease) => lease.revoked)).toBe(true);
+    await expect(vault.read('secret/data/x')).rejects.toMatchObject({ code: 'GANTRY_SECRETS_CLOSED' });
+  });
+
   it('forwards pg.Pool events and logs idle-client errors when nobody listens', async () => {
     const { bed, pool, logger } = await setup();
     const seen: string[] = [];
@@ -238,6 +264,7 @@ describe('rotating pool', () => {
       .rows;
     for (const { pid } of pids) await bed.admin.query('SELECT pg_terminate_backend($1)', [pid]);
     await until(() => events(logger.lines, 'secrets.pool.idle_client_error').length > 0, 5_000, 'the idle error');
+    await until(() => seen.includes('remove'), 5_000, 'the remove event');
     expect(seen).toEqual(expect.arrayContaining(['connect', 'acquire', 'release', 'remove']));
     expect(await currentUser(pool)).toMatch(/^v-/);
   });
