@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRotatingPool, createVault, type Vault } from '../src/index.ts';
 import { captureLogger, createTestBed, delay, events, runLoad, until, type TestBed } from './helpers.ts';
 
-const LEASE_SECONDS = 6;
+const LEASE_SECONDS = 8;
 
 type Outage = (bed: TestBed) => Promise<() => Promise<void>>;
 
@@ -55,8 +55,8 @@ describe('Vault outage', () => {
           vault,
           role: 'app',
           pool: { ...bed.pgSettings, max: 8 },
-          rotationLeadMs: 3_000,
-          readinessLeadMs: 1_500,
+          rotationLeadMs: 5_000,
+          readinessLeadMs: 2_500,
           drainTimeoutMs: 500,
           warmupTimeoutMs: 500,
           safetyMarginMs: 200,
@@ -67,7 +67,7 @@ describe('Vault outage', () => {
         pool.on('expiring', ({ msLeft }) => expiring.push(msLeft));
         await pool.start();
         const readiness = pool.check();
-        const signal = AbortSignal.timeout(5_000);
+        const signal = AbortSignal.timeout(20_000);
         expect((await readiness.run(signal)).status).toBe('UP');
         const first = pool.state();
         const end = await begin(bed);
@@ -76,11 +76,12 @@ describe('Vault outage', () => {
         const loadDone = new Promise<void>((resolve) => (stopLoad = resolve));
         const load = runLoad(pool, 10, loadDone);
         let downAt: number | undefined;
-        // Watch readiness until 0.8 s before the lease's effective expiry.
-        while (Date.now() < first.effectiveExpiresAt! - 800) {
-          if (downAt === undefined && (await readiness.run(signal)).status === 'DOWN') downAt = Date.now();
-          await delay(50);
+        // Keep Vault down until readiness turns DOWN (2.5 s before the effective expiry), and a little longer.
+        while (downAt === undefined && Date.now() < first.effectiveExpiresAt!) {
+          if ((await readiness.run(signal)).status === 'DOWN') downAt = Date.now();
+          else await delay(50);
         }
+        await delay(300);
         expect(pool.state().generation).toBe(1); // no rotation was possible during the outage
         await end();
         await until(() => pool.state().generation >= 2, 10_000, 'a rotation after the outage');

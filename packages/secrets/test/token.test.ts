@@ -35,14 +35,14 @@ describe('token expiry and leases', () => {
     're-logs in before the token max TTL and rotates under the new token with zero failed queries',
     { timeout: 30_000 },
     async () => {
-      const { bed, vault } = await setup(4);
+      const { bed, vault } = await setup(6);
       const logins: string[] = [];
       vault.on('login', ({ reason }) => logins.push(reason));
       const pool = createRotatingPool({
         vault,
         role: 'app',
         pool: { ...bed.pgSettings, max: 8 },
-        rotationLeadMs: 1_500,
+        rotationLeadMs: 2_500,
         drainTimeoutMs: 400,
         warmupTimeoutMs: 500,
         safetyMarginMs: 200,
@@ -50,7 +50,7 @@ describe('token expiry and leases', () => {
       });
       cleanups.push(() => pool.close());
       await pool.start();
-      const result = await runLoad(pool, 10, delay(10_000));
+      const result = await runLoad(pool, 10, delay(11_000));
       const generation = pool.state().generation;
       await pool.close();
 
