@@ -41,7 +41,9 @@ export interface InstalledInstrumentations {
  * own copy of @opentelemetry/instrumentation, whose classes do not unify.
  */
 interface InspectableInstrumentation extends Instrumentation {
-  getModuleDefinitions(): { moduleExports?: unknown; files: { moduleExports?: unknown }[] }[];
+  // InstrumentationBase keeps the definitions it hooked here (getModuleDefinitions() builds fresh, unhooked ones);
+  // the hook sets moduleExports when it patched a loaded module.
+  readonly _modules?: readonly { moduleExports?: unknown; files: readonly { moduleExports?: unknown }[] }[];
 }
 
 const MODULES: Record<InstrumentationName, readonly string[]> = {
@@ -66,7 +68,7 @@ function loadedPackages(): Set<string> {
 }
 
 function definitionApplied(instrumentation: InspectableInstrumentation): boolean {
-  return instrumentation.getModuleDefinitions().some(
+  return (instrumentation._modules ?? []).some(
     (definition) =>
       definition.moduleExports !== undefined || definition.files.some((file) => file.moduleExports !== undefined),
   );

@@ -1,7 +1,6 @@
 // `node --import @gantry/telemetry/register app.ts`: installs the ESM loader hook (so import-based apps get
 // patched too), starts telemetry from the environment, and checks a few seconds later — and again when a fastify
 // app becomes ready — that each instrumentation really applied, saying so loudly when one did not.
-import { createAddHookMessageChannel } from 'import-in-the-middle';
 import { register as registerSyncHooks, supportsSyncHooks } from 'import-in-the-middle/register-hooks.mjs';
 import { register as registerAsyncHooks } from 'node:module';
 import { TELEMETRY_ERROR_CODES } from './errors.ts';
@@ -11,23 +10,24 @@ import { getTelemetry, initTelemetry } from './telemetry.ts';
 /** The modules whose ESM form the loader hook intercepts; everything else loads untouched. */
 const HOOKED = /\/node_modules\/(pg|pg-pool|kafkajs)\//;
 const HOOKED_BUILTINS = new Set(['http', 'https', 'node:http', 'node:https']);
+const HOOKED_SPECIFIERS = ['pg', 'pg-pool', 'kafkajs', ...HOOKED_BUILTINS];
 const DEFAULT_VERIFY_DELAY_MS = 5_000;
 
-function installLoaderHook(): Promise<void> | undefined {
+function installLoaderHook(): void {
   if (supportsSyncHooks()) {
+    // In-thread hooks (Node ≥ 22.22.3 / 24.11.1): no message channel, nothing to wait for.
     registerSyncHooks({
       shouldInclude: (url: string, specifier: string) => HOOKED_BUILTINS.has(specifier) || HOOKED.test(url),
     } as Parameters<typeof registerSyncHooks>[0]);
-    return undefined;
+    return;
   }
-  const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
-  registerAsyncHooks('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
-  return waitForAllMessagesAcknowledged();
+  // Older Node: the loader thread, told up front which modules to intercept (so nothing has to be awaited here).
+  registerAsyncHooks('import-in-the-middle/hook.mjs', import.meta.url, { data: { include: HOOKED_SPECIFIERS } });
 }
 
-function start(): Promise<void> | undefined {
-  if (getTelemetry() !== undefined) return undefined;
-  const acknowledged = installLoaderHook();
+function start(): void {
+  if (getTelemetry() !== undefined) return;
+  installLoaderHook();
   let telemetry;
   try {
     telemetry = initTelemetry(telemetryOptionsFromEnv());
@@ -38,7 +38,7 @@ function start(): Promise<void> | undefined {
       code: TELEMETRY_ERROR_CODES.invalidOption,
     });
     process.stderr.write(`[@gantry/telemetry] NOT STARTED: ${message}\n`);
-    return acknowledged;
+    return;
   }
   const delay = Number(process.env['GANTRY_TELEMETRY_VERIFY_DELAY_MS'] ?? DEFAULT_VERIFY_DELAY_MS);
   const timer = setTimeout(() => {
@@ -50,7 +50,6 @@ function start(): Promise<void> | undefined {
     }
   }, Number.isFinite(delay) && delay >= 0 ? delay : DEFAULT_VERIFY_DELAY_MS);
   timer.unref();
-  return acknowledged;
 }
 
-await start();
+start();
