@@ -5,7 +5,7 @@ import { context, isSpanContextValid, propagation, trace, TraceFlags } from '@op
 import { pino, type DestinationStream, type Level, type Logger } from 'pino';
 import { TENANT_BAGGAGE_KEY, USER_BAGGAGE_KEY } from './context.ts';
 import { invalidOption } from './errors.ts';
-import { createRedactor, REDACTED } from './redact.ts';
+import { createRedactor, REDACTED, redactQueryParameters } from './redact.ts';
 
 /**
  * The pino-shaped logger every Gantry package accepts (declared structurally, so no package needs pino).
@@ -140,7 +140,7 @@ export function createLogger(identity: LoggerIdentity, options: LoggerOptions = 
     }
   }
   const correlation = options.correlation ?? true;
-  return pino(
+  const logger = pino(
     {
       level,
       base,
@@ -152,10 +152,21 @@ export function createLogger(identity: LoggerIdentity, options: LoggerOptions = 
               log: (object: Record<string, unknown>) => redactor(object),
               bindings: (bindings: Record<string, unknown>) => redactor(bindings),
             },
+            hooks: { streamWrite: (line: string) => redactQueryParameters(line) },
           }),
     },
     stream,
   );
+  if (redactor !== undefined) {
+    // pino applies the bindings formatter to the root only; children inherit this `child`, so every level of
+    // `logger.child({ db_password })` is redacted too.
+    const pinoChild = logger.child;
+    const redactedChild = function (this: Logger, bindings: Record<string, unknown>, childOptions?: object): Logger {
+      return pinoChild.call(this, redactor(bindings), childOptions) as Logger;
+    };
+    (logger as unknown as { child: typeof redactedChild }).child = redactedChild;
+  }
+  return logger;
 }
 
 /** A logger that writes nothing (the default of every Gantry package). */

@@ -6,7 +6,7 @@
 export const REDACTED = '[REDACTED]';
 
 /**
- * Key names redacted by default (case-insensitive): anything containing password, passwd, secret, token,
+ * Key names redacted by default, case-insensitive: anything containing password, passwd, secret, token,
  * authorization, cookie or credential, keys ending in `_key` or `-key`, and the usual key names (`apiKey`,
  * `privateKey`, `accessKey`…).
  */
@@ -75,4 +75,19 @@ export function createRedactor(extraKeys: readonly string[] = [], censor: string
     return copy ?? record;
   };
   return (value) => visit(value, 0) as Record<string, unknown>;
+}
+
+// A query parameter whose name says secret (`?access_token=…`, `&api_key=…`) anywhere in a serialized line.
+const SECRET_QUERY_PARAMETER =
+  /([?&])([^=&#"\\\s]*(?:passw(?:or)?d|secret|token|key|auth|credential|session|signature)[^=&#"\\\s]*)=([^&#"\\\s]*)/gi;
+
+/**
+ * Redacts secret-named query parameters in an already serialized log line (URLs are logged by serializers, after
+ * key-based redaction ran). Lines without `=` are returned untouched.
+ * @example
+ * redactQueryParameters('{"url":"/cb?access_token=abc&x=1"}'); // '{"url":"/cb?access_token=[REDACTED]&x=1"}'
+ */
+export function redactQueryParameters(line: string, censor: string = REDACTED): string {
+  if (!line.includes('=')) return line;
+  return line.replace(SECRET_QUERY_PARAMETER, (_match, separator: string, name: string) => `${separator}${name}=${censor}`);
 }
