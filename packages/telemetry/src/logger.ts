@@ -162,7 +162,7 @@ export function createLogger(identity: LoggerIdentity, options: LoggerOptions = 
     // `logger.child({ db_password })` is redacted too.
     const pinoChild = logger.child;
     const redactedChild = function (this: Logger, bindings: Record<string, unknown>, childOptions?: object): Logger {
-      return pinoChild.call(this, redactor(bindings), childOptions) as Logger;
+      return pinoChild.call(this, redactor(bindings), childOptions) as unknown as Logger;
     };
     (logger as unknown as { child: typeof redactedChild }).child = redactedChild;
   }

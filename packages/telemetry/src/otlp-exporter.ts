@@ -31,6 +31,7 @@ export interface OtlpHttpSpanExporterOptions extends Required<ExporterOptions> {
 export class OtlpHttpSpanExporter implements SpanExporter {
   readonly #options: OtlpHttpSpanExporterOptions;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
   #closed = false;
 
   constructor(options: OtlpHttpSpanExporterOptions) {
@@ -80,7 +81,7 @@ export class OtlpHttpSpanExporter implements SpanExporter {
           method: 'POST',
           headers,
           body: new Uint8Array(body),
-          signal: AbortSignal.timeout(remaining),
+          signal: AbortSignal.any([AbortSignal.timeout(remaining), this.#abort.signal]),
         });
         // Drain the body so the connection returns to the pool.
         await response.arrayBuffer();
@@ -90,6 +91,7 @@ export class OtlpHttpSpanExporter implements SpanExporter {
       } catch (error) {
         lastError = error instanceof Error ? error : new Error(String(error));
       }
+      if (this.#abort.signal.aborted) break;
       if (attempt < MAX_ATTEMPTS) {
         const backoff = Math.min(100 * 2 ** attempt * (0.5 + Math.random()), deadline - Date.now());
         if (backoff <= 0) break;
@@ -101,6 +103,12 @@ export class OtlpHttpSpanExporter implements SpanExporter {
 
   async forceFlush(): Promise<void> {
     await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Abandons the requests in flight (after a shutdown deadline passed) so no socket keeps the process alive. */
+  abort(): void {
+    this.#closed = true;
+    this.#abort.abort(new Error('exporter aborted'));
   }
 
   async shutdown(): Promise<void> {

@@ -191,6 +191,7 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
         await tracing.forceFlush(Math.max(1, deadline - Date.now()));
         await tracing.shutdown();
       });
+      if (steps[0]?.ok !== true) tracing.abortExports();
       const ok = steps.every((item) => item.ok);
       internal[ok ? 'info' : 'warn'](
         { event: 'telemetry.shutdown.completed', steps: steps.map((item) => ({ ...item })) },

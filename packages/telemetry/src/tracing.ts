@@ -85,6 +85,8 @@ export interface Tracing {
   readonly provider: TracerProvider | undefined;
   forceFlush(timeoutMs: number): Promise<void>;
   shutdown(): Promise<void>;
+  /** Abandons span exports still in flight. */
+  abortExports(): void;
   /** Removes the global context manager, propagator and tracer provider. */
   uninstall(): void;
 }
@@ -95,9 +97,10 @@ export function installTracing(config: TelemetryConfig, spanExporter: SpanExport
   context.setGlobalContextManager(contextManager);
   propagation.setGlobalPropagator(createPropagator(config.propagators));
   let provider: TracerProvider | undefined;
+  let exporter: SpanExporter | undefined;
   if (config.tracing) {
     const processors: SpanProcessor[] = [];
-    const exporter =
+    exporter =
       spanExporter ??
       (config.exporter === 'none'
         ? undefined
@@ -130,6 +133,9 @@ export function installTracing(config: TelemetryConfig, spanExporter: SpanExport
     },
     async shutdown() {
       await provider?.shutdown();
+    },
+    abortExports() {
+      if (exporter instanceof OtlpHttpSpanExporter) exporter.abort();
     },
     uninstall() {
       trace.disable();

@@ -1,6 +1,6 @@
 // Spans leave the process over OTLP/HTTP and are decoded for real by a receiver in the test; a log line written
 // inside a request carries the trace id of that request's exported server span.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fastifyTelemetry } from '../src/fastify.ts';
@@ -15,7 +15,7 @@ const INTERNAL = 1;
 
 let receiver: OtlpReceiver | undefined;
 let telemetry: Telemetry | undefined;
-let app: FastifyInstance | undefined;
+let app: { close(): Promise<unknown> } | undefined;
 
 afterEach(async () => {
   await app?.close();
@@ -40,20 +40,21 @@ async function startApp(options: { protocol: 'http/protobuf' | 'http/json'; comp
     logger: { destination: logs },
     metrics: { registry: new Registry(), processMetrics: false },
   });
-  app = Fastify({ loggerInstance: telemetry.logger });
-  await app.register(fastifyTelemetry, { telemetry });
-  app.get('/orders/:id', async (request) => {
+  const server = Fastify({ loggerInstance: telemetry.logger });
+  app = server;
+  await server.register(fastifyTelemetry, { telemetry });
+  server.get('/orders/:id', async (request) => {
     request.log.info({ event: 'orders.read', order_id: (request.params as { id: string }).id }, 'reading order');
     await traceOperation('orders.load', { 'orders.id': 7 }, async () => {
       telemetry!.logger.info({ event: 'orders.loaded' }, 'loaded');
     });
     return { id: 7 };
   });
-  app.get('/boom', async () => {
+  server.get('/boom', async () => {
     throw new Error('kaput');
   });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = app.server.address() as AddressInfo;
+  await server.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = server.server.address() as AddressInfo;
   return { base: `http://127.0.0.1:${port}`, logs };
 }
 
