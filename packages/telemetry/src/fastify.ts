@@ -17,6 +17,7 @@ import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { RequestBaggage, TENANT_BAGGAGE_KEY, USER_BAGGAGE_KEY } from './context.ts';
 import { invalidOption } from './errors.ts';
+import { requestLineLogger } from './logger.ts';
 import { UNMATCHED_ROUTE } from './http-metrics.ts';
 import { createPathMatcher } from './paths.ts';
 import { getTelemetry, type Telemetry } from './telemetry.ts';
@@ -91,7 +92,10 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
     done(invalidOption('userId', 'a function of the request', options.userId));
     return;
   }
-  const ignored = createPathMatcher([...(options.ignorePaths ?? http.ignorePaths), ...(metricsPath === false ? [] : [metricsPath])]);
+  const ignored = createPathMatcher([
+    ...(options.ignorePaths ?? http.ignorePaths),
+    ...(metricsPath === false ? [] : [metricsPath]),
+  ]);
   const tenantHeader = (options.tenantHeader ?? http.tenantHeader).toLowerCase();
   const userHeader = (options.userHeader ?? http.userHeader)?.toLowerCase();
   const userId = options.userId;
@@ -100,7 +104,7 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
   const tracing = telemetry.config.tracing;
   const tracer = telemetry.tracer;
   const metrics = telemetry.metrics;
-  const logger = telemetry.logger;
+  const logger = requestLineLogger(telemetry.logger);
 
   fastify.decorateRequest(kState as unknown as string, null);
 
@@ -196,7 +200,7 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
     let spanId: string | undefined;
     if (span !== undefined) {
       const spanContext = span.spanContext();
-      if ((spanContext.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED) {
+      if ((spanContext.traceFlags & (TraceFlags.SAMPLED as number)) !== 0) {
         traceId = spanContext.traceId;
         spanId = spanContext.spanId;
       }

@@ -118,13 +118,7 @@ export class HttpServerDurationMetric {
     }
   }
 
-  #createSeries(
-    key: string,
-    method: string,
-    route: string,
-    statusCode: number,
-    tenant: string | undefined,
-  ): Series {
+  #createSeries(key: string, method: string, route: string, statusCode: number, tenant: string | undefined): Series {
     let labels: Record<string, string>;
     let seriesKey = key;
     if (this.#series.size >= this.#maxSeries) {

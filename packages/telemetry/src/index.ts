@@ -1,5 +1,11 @@
 // @gantry/telemetry: one call gives logs, traces and metrics that agree.
-export { getRequestContext, RequestBaggage, TENANT_BAGGAGE_KEY, USER_BAGGAGE_KEY, withRequestContext } from './context.ts';
+export {
+  getRequestContext,
+  RequestBaggage,
+  TENANT_BAGGAGE_KEY,
+  USER_BAGGAGE_KEY,
+  withRequestContext,
+} from './context.ts';
 export type { RequestContext } from './context.ts';
 export { isTelemetryError, TELEMETRY_ERROR_CODES, TelemetryError } from './errors.ts';
 export type { TelemetryErrorCode } from './errors.ts';

@@ -84,7 +84,10 @@ export function installInstrumentations(
 ): InstalledInstrumentations {
   const enabled = tracerProvider === undefined ? [] : config.instrumentations;
   const instances = new Map<InstrumentationName, InspectableInstrumentation>();
-  const ignored = createPathMatcher([...config.http.ignorePaths, ...(config.metrics === false || config.metrics.path === false ? [] : [config.metrics.path])]);
+  const ignored = createPathMatcher([
+    ...config.http.ignorePaths,
+    ...(config.metrics === false || config.metrics.path === false ? [] : [config.metrics.path]),
+  ]);
   for (const name of enabled) {
     switch (name) {
       case 'http':
@@ -98,7 +101,10 @@ export function installInstrumentations(
         break;
       case 'pg':
         // Without a parent span, pool housekeeping would create root traces nobody asked for.
-        instances.set(name, new PgInstrumentation({ requireParentSpan: true }) as unknown as InspectableInstrumentation);
+        instances.set(
+          name,
+          new PgInstrumentation({ requireParentSpan: true }) as unknown as InspectableInstrumentation,
+        );
         break;
       case 'kafkajs':
         instances.set(name, new KafkaJsInstrumentation({}) as unknown as InspectableInstrumentation);
@@ -106,7 +112,10 @@ export function installInstrumentations(
     }
   }
   if (instances.size > 0) {
-    registerInstrumentations({ instrumentations: [...instances.values()], ...(tracerProvider ? { tracerProvider } : {}) });
+    registerInstrumentations({
+      instrumentations: [...instances.values()],
+      ...(tracerProvider ? { tracerProvider } : {}),
+    });
   }
   return {
     status() {

@@ -1,7 +1,14 @@
 // Metrics on prom-client: the HTTP histogram, process metrics, the identity, guarded business metrics with a
 // series cap, and a serializer that negotiates OpenMetrics (with exemplars) or the Prometheus text format per
 // scrape, without switching the registry's global content type.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  register as globalRegistry,
+  type Registry,
+} from 'prom-client';
 import { TELEMETRY_ERROR_CODES, TelemetryError, invalidOption } from './errors.ts';
 import { HttpServerDurationMetric, OVERFLOW_LABEL_VALUE } from './http-metrics.ts';
 import type { ServiceIdentity } from './options.ts';
@@ -113,7 +120,13 @@ function checkNames(kind: string, options: BusinessMetricOptions<string>): reado
   }
   const labelNames = options.labelNames ?? [];
   for (const label of labelNames) {
-    if (typeof label !== 'string' || !LABEL_NAME.test(label) || label.startsWith('__') || label === 'le' || label === 'quantile') {
+    if (
+      typeof label !== 'string' ||
+      !LABEL_NAME.test(label) ||
+      label.startsWith('__') ||
+      label === 'le' ||
+      label === 'quantile'
+    ) {
       throw new TelemetryError(
         TELEMETRY_ERROR_CODES.forbiddenLabel,
         `Label ${JSON.stringify(label)} of metric ${options.name} is not a valid label name (reserved: le, quantile, __*)`,
@@ -161,8 +174,7 @@ class SeriesGuard {
   }
 }
 
-const escapeLabel = (value: string): string =>
-  value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+const escapeLabel = (value: string): string => value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
 function formatNumber(value: number): string {
   if (Number.isNaN(value)) return 'NaN';
@@ -208,7 +220,10 @@ export function formatMetrics(metrics: readonly JsonMetric[], openMetrics: boole
       if (type !== 'counter' && type !== 'gauge' && type !== 'histogram' && type !== 'summary') type = 'unknown';
       lines.push(`# TYPE ${family} ${type}`, `# HELP ${family} ${escapeLabel(metric.help)}`);
     } else {
-      lines.push(`# HELP ${family} ${metric.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${family} ${type}`);
+      lines.push(
+        `# HELP ${family} ${metric.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`,
+        `# TYPE ${family} ${type}`,
+      );
     }
     for (const value of metric.values ?? []) {
       let name = value.metricName ?? metric.name;
@@ -255,7 +270,10 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
   const existing = (name: string): unknown => registry.getSingleMetric(name);
   const dropped =
     (existing('gantry_telemetry_series_dropped_total') as Counter<'metric'> | undefined) ??
-    take('gantry_telemetry_series_dropped_total', new Counter({ name: 'gantry_telemetry_series_dropped_total',
+    take(
+      'gantry_telemetry_series_dropped_total',
+      new Counter({
+        name: 'gantry_telemetry_series_dropped_total',
         help: 'Observations sent to the overflow series because their metric reached its series cap.',
         labelNames: ['metric'],
         registers: [registry],
@@ -263,7 +281,10 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
     );
   const instrumentation =
     (existing('gantry_telemetry_instrumentation_active') as Gauge<'instrumentation'> | undefined) ??
-    take('gantry_telemetry_instrumentation_active', new Gauge({ name: 'gantry_telemetry_instrumentation_active',
+    take(
+      'gantry_telemetry_instrumentation_active',
+      new Gauge({
+        name: 'gantry_telemetry_instrumentation_active',
         help: '1 when an instrumentation applied to its loaded module, 0 when the module was loaded but not patched.',
         labelNames: ['instrumentation'],
         registers: [registry],
@@ -271,14 +292,20 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
     );
   const exportFailures =
     (existing('gantry_telemetry_span_export_failures_total') as Counter | undefined) ??
-    take('gantry_telemetry_span_export_failures_total', new Counter({ name: 'gantry_telemetry_span_export_failures_total',
+    take(
+      'gantry_telemetry_span_export_failures_total',
+      new Counter({
+        name: 'gantry_telemetry_span_export_failures_total',
         help: 'Span export requests that failed after retries (the spans of that batch are lost).',
         registers: [registry],
       }),
     );
   const targetInfo =
     (existing('target_info') as Gauge | undefined) ??
-    take('target_info', new Gauge({ name: 'target_info',
+    take(
+      'target_info',
+      new Gauge({
+        name: 'target_info',
         help: 'Service identity (OpenTelemetry resource attributes).',
         labelNames: ['service_name', 'service_version', 'deployment_environment_name', 'service_instance_id'],
         registers: [registry],
@@ -320,7 +347,9 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
     http,
     counter<L extends string = never>(options: BusinessMetricOptions<L>): CappedCounter<L> {
       const labelNames = checkNames('counter', options);
-      const counter = take(options.name, new Counter({ name: options.name, help: options.help, labelNames, registers: [registry] }),
+      const counter = take(
+        options.name,
+        new Counter({ name: options.name, help: options.help, labelNames, registers: [registry] }),
       );
       const guard = new SeriesGuard(labelNames, settings.maxSeriesPerMetric, overflowed(options.name));
       return {
@@ -333,7 +362,10 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
     },
     histogram<L extends string = never>(options: BusinessHistogramOptions<L>): CappedHistogram<L> {
       const labelNames = checkNames('histogram', options);
-      const histogram = take(options.name, new Histogram({ name: options.name,
+      const histogram = take(
+        options.name,
+        new Histogram({
+          name: options.name,
           help: options.help,
           labelNames,
           buckets: [...(options.buckets ?? settings.durationBuckets)],
@@ -352,7 +384,7 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
           const start = performance.now();
           return (endLabels) => {
             const seconds = (performance.now() - start) / 1000;
-            observe({ ...startLabels, ...endLabels } as Partial<Record<L, string | number>>, seconds);
+            observe({ ...startLabels, ...endLabels }, seconds);
             return seconds;
           };
         },
@@ -360,7 +392,10 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
     },
     gauge<L extends string = never>(options: BusinessMetricOptions<L>): CappedGauge<L> {
       const labelNames = checkNames('gauge', options);
-      const gauge = take(options.name, new Gauge({ name: options.name, help: options.help, labelNames, registers: [registry] }));
+      const gauge = take(
+        options.name,
+        new Gauge({ name: options.name, help: options.help, labelNames, registers: [registry] }),
+      );
       const guard = new SeriesGuard(labelNames, settings.maxSeriesPerMetric, overflowed(options.name));
       const admit = (labels: Partial<Record<L, string | number>> | undefined) =>
         guard.admit(labels as Record<string, string | number>);

@@ -28,7 +28,10 @@ describe('resolveTelemetryOptions', () => {
     [{ exporter: { timeoutMs: 'abc' } }, 'Expected `exporter.timeoutMs` to be a finite number ≥ 1, got "abc"'],
     [{ batch: { maxQueueSize: 10, maxExportBatchSize: 20 } }, 'batch.maxExportBatchSize'],
     [{ http: { durationBuckets: [1, 0.5] } }, 'Expected `http.durationBuckets`'],
-    [{ metrics: { path: 'metrics' } }, 'Expected `metrics.path` to be a path starting with "/" or false, got "metrics"'],
+    [
+      { metrics: { path: 'metrics' } },
+      'Expected `metrics.path` to be a path starting with "/" or false, got "metrics"',
+    ],
     [{ propagators: ['jaeger'] }, 'Expected `propagators[]` to be one of'],
   ])('rejects %j with a message naming the option', (options, message) => {
     expect(() => resolveTelemetryOptions(options as never)).toThrow(
@@ -41,7 +44,8 @@ describe('telemetryOptionsFromEnv', () => {
   it('honours the OpenTelemetry variables as OpenTelemetry defines them', () => {
     const options = telemetryOptionsFromEnv({
       OTEL_SERVICE_NAME: 'checkout',
-      OTEL_RESOURCE_ATTRIBUTES: 'service.name=ignored,service.version=3.1.0,deployment.environment.name=prod,team=payments,k8s.pod.name=checkout%2D1',
+      OTEL_RESOURCE_ATTRIBUTES:
+        'service.name=ignored,service.version=3.1.0,deployment.environment.name=prod,team=payments,k8s.pod.name=checkout%2D1',
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
       OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=abc,x-org=1',
       OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-org=2',
@@ -90,7 +94,10 @@ describe('telemetryOptionsFromEnv', () => {
 
   it.each([
     [{ OTEL_TRACES_SAMPLER: 'jaeger_remote' }, 'OTEL_TRACES_SAMPLER'],
-    [{ OTEL_TRACES_SAMPLER_ARG: '1.5' }, 'Expected `OTEL_TRACES_SAMPLER_ARG` to be a number between 0 and 1, got "1.5"'],
+    [
+      { OTEL_TRACES_SAMPLER_ARG: '1.5' },
+      'Expected `OTEL_TRACES_SAMPLER_ARG` to be a number between 0 and 1, got "1.5"',
+    ],
     [{ OTEL_PROPAGATORS: 'tracecontext,xray' }, 'OTEL_PROPAGATORS'],
     [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'grpc is not supported'],
     [{ OTEL_TRACES_EXPORTER: 'zipkin' }, 'OTEL_TRACES_EXPORTER'],
@@ -98,6 +105,8 @@ describe('telemetryOptionsFromEnv', () => {
     [{ GANTRY_TELEMETRY_LOG_PRETTY: 'yes' }, 'GANTRY_TELEMETRY_LOG_PRETTY'],
     [{ OTEL_BSP_SCHEDULE_DELAY: 'soon' }, 'OTEL_BSP_SCHEDULE_DELAY'],
   ])('rejects %j naming the variable', (env, message) => {
-    expect(() => telemetryOptionsFromEnv(env)).toThrow(expect.objectContaining({ message: expect.stringContaining(message) }));
+    expect(() => telemetryOptionsFromEnv(env)).toThrow(
+      expect.objectContaining({ message: expect.stringContaining(message) }),
+    );
   });
 });

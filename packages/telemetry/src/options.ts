@@ -273,7 +273,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * @throws TelemetryError `GANTRY_TELEMETRY_INVALID_OPTION` naming the option, what was expected and what was received.
  */
 export function resolveTelemetryOptions(options: TelemetryOptions = {}): TelemetryConfig {
-  if (!isRecord(options as unknown)) throw invalidOption('options', 'an object', options);
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidOption('options', 'an object', options);
+  }
   const identity: ServiceIdentity = Object.freeze({
     name: nonEmptyString('serviceName', options.serviceName, DEFAULT_SERVICE_NAME),
     version: nonEmptyString('serviceVersion', options.serviceVersion, DEFAULT_SERVICE_VERSION),
@@ -304,7 +306,11 @@ export function resolveTelemetryOptions(options: TelemetryOptions = {}): Telemet
     1,
   );
   if (maxExportBatchSize > maxQueueSize) {
-    throw invalidOption('batch.maxExportBatchSize', `an integer ≤ batch.maxQueueSize (${maxQueueSize})`, maxExportBatchSize);
+    throw invalidOption(
+      'batch.maxExportBatchSize',
+      `an integer ≤ batch.maxQueueSize (${maxQueueSize})`,
+      maxExportBatchSize,
+    );
   }
   const batch = Object.freeze({
     scheduledDelayMs: integer('batch.scheduledDelayMs', batchRaw['scheduledDelayMs'], DEFAULT_BATCH_DELAY_MS, 0),
@@ -336,7 +342,7 @@ export function resolveTelemetryOptions(options: TelemetryOptions = {}): Telemet
         1,
       ),
       identityLabels: bool('metrics.identityLabels', metricsRaw['identityLabels'], true),
-      path: (path as string | false | undefined) ?? DEFAULT_METRICS_PATH,
+      path: path ?? DEFAULT_METRICS_PATH,
     });
   }
   const httpRaw: unknown = options.http ?? {};
@@ -345,7 +351,10 @@ export function resolveTelemetryOptions(options: TelemetryOptions = {}): Telemet
   if (
     !Array.isArray(buckets) ||
     buckets.length === 0 ||
-    buckets.some((bound, index) => typeof bound !== 'number' || !Number.isFinite(bound) || (index > 0 && bound <= (buckets[index - 1] as number)))
+    buckets.some(
+      (bound, index) =>
+        typeof bound !== 'number' || !Number.isFinite(bound) || (index > 0 && bound <= (buckets[index - 1] as number)),
+    )
   ) {
     throw invalidOption('http.durationBuckets', 'a non-empty array of increasing finite numbers', buckets);
   }
@@ -357,7 +366,7 @@ export function resolveTelemetryOptions(options: TelemetryOptions = {}): Telemet
     ignorePaths: stringList('http.ignorePaths', httpRaw['ignorePaths'], DEFAULT_IGNORED_PATHS),
     requestLogSampleRatio: finiteNumber('http.requestLogSampleRatio', httpRaw['requestLogSampleRatio'], 1, 0, 1),
     tenantHeader: nonEmptyString('http.tenantHeader', httpRaw['tenantHeader'], DEFAULT_TENANT_HEADER).toLowerCase(),
-    userHeader: (userHeader as string | undefined)?.toLowerCase() as string,
+    userHeader: userHeader?.toLowerCase() as string,
     tenantLabelAllowList: stringList('http.tenantLabelAllowList', httpRaw['tenantLabelAllowList'], []),
     durationBuckets: Object.freeze([...(buckets as number[])]),
   });
@@ -417,7 +426,8 @@ export function parseKeyValueList(name: string, text: string): Record<string, st
   for (const part of text.split(',')) {
     if (part.trim() === '') continue;
     const index = part.indexOf('=');
-    if (index <= 0) throw invalidOption(name, 'a list of key=value pairs separated by commas', text.includes('=') ? part : text);
+    if (index <= 0)
+      throw invalidOption(name, 'a list of key=value pairs separated by commas', text.includes('=') ? part : text);
     const key = part.slice(0, index).trim();
     let value = part.slice(index + 1).trim();
     try {
@@ -476,7 +486,11 @@ export function telemetryOptionsFromEnv(env: Env = process.env): TelemetryOption
     const names = exporterName.split(',').map((item) => item.trim());
     if (names.includes('none')) options['exporter'] = 'none';
     else if (names.some((item) => item !== 'otlp')) {
-      throw invalidOption('OTEL_TRACES_EXPORTER', '"otlp" or "none" (zipkin and console are not supported)', exporterName);
+      throw invalidOption(
+        'OTEL_TRACES_EXPORTER',
+        '"otlp" or "none" (zipkin and console are not supported)',
+        exporterName,
+      );
     }
   }
   if (options['exporter'] !== 'none') {
@@ -487,17 +501,22 @@ export function telemetryOptionsFromEnv(env: Env = process.env): TelemetryOption
     else if (baseEndpoint !== undefined) exporter['endpoint'] = `${baseEndpoint.replace(/\/+$/, '')}/v1/traces`;
     const headers = {
       ...parseKeyValueList('OTEL_EXPORTER_OTLP_HEADERS', envValue(env, 'OTEL_EXPORTER_OTLP_HEADERS') ?? ''),
-      ...parseKeyValueList('OTEL_EXPORTER_OTLP_TRACES_HEADERS', envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS') ?? ''),
+      ...parseKeyValueList(
+        'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
+        envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS') ?? '',
+      ),
     };
     if (Object.keys(headers).length > 0) exporter['headers'] = headers;
-    const timeoutVar = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT') !== undefined
-      ? 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'
-      : 'OTEL_EXPORTER_OTLP_TIMEOUT';
+    const timeoutVar =
+      envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT') !== undefined
+        ? 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'
+        : 'OTEL_EXPORTER_OTLP_TIMEOUT';
     const timeout = envNumber(env, timeoutVar, 'a number of milliseconds');
     if (timeout !== undefined) exporter['timeoutMs'] = timeout;
-    const protocolVar = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined
-      ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
-      : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+    const protocolVar =
+      envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined
+        ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
+        : 'OTEL_EXPORTER_OTLP_PROTOCOL';
     const protocol = envValue(env, protocolVar);
     if (protocol !== undefined) {
       if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
@@ -505,12 +524,14 @@ export function telemetryOptionsFromEnv(env: Env = process.env): TelemetryOption
       }
       exporter['protocol'] = protocol;
     }
-    const compressionVar = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION') !== undefined
-      ? 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION'
-      : 'OTEL_EXPORTER_OTLP_COMPRESSION';
+    const compressionVar =
+      envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION') !== undefined
+        ? 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION'
+        : 'OTEL_EXPORTER_OTLP_COMPRESSION';
     const compression = envValue(env, compressionVar);
     if (compression !== undefined) {
-      if (compression !== 'gzip' && compression !== 'none') throw invalidOption(compressionVar, '"gzip" or "none"', compression);
+      if (compression !== 'gzip' && compression !== 'none')
+        throw invalidOption(compressionVar, '"gzip" or "none"', compression);
       exporter['compression'] = compression;
     }
     if (Object.keys(exporter).length > 0) options['exporter'] = exporter;
@@ -541,7 +562,10 @@ export function telemetryOptionsFromEnv(env: Env = process.env): TelemetryOption
   }
   const propagators = envValue(env, 'OTEL_PROPAGATORS');
   if (propagators !== undefined) {
-    const names = propagators.split(',').map((item) => item.trim().toLowerCase()).filter((item) => item !== '');
+    const names = propagators
+      .split(',')
+      .map((item) => item.trim().toLowerCase())
+      .filter((item) => item !== '');
     if (names.includes('none')) options['propagators'] = [];
     else {
       for (const name of names) {
@@ -562,10 +586,17 @@ export function telemetryOptionsFromEnv(env: Env = process.env): TelemetryOption
 
   const instrumentations = envValue(env, 'GANTRY_TELEMETRY_INSTRUMENTATIONS');
   if (instrumentations !== undefined) {
-    const names = instrumentations.split(',').map((item) => item.trim()).filter((item) => item !== '' && item !== 'none');
+    const names = instrumentations
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '' && item !== 'none');
     for (const name of names) {
       if (!(INSTRUMENTATIONS as readonly string[]).includes(name)) {
-        throw invalidOption('GANTRY_TELEMETRY_INSTRUMENTATIONS', `a list of ${INSTRUMENTATIONS.join(', ')} or none`, name);
+        throw invalidOption(
+          'GANTRY_TELEMETRY_INSTRUMENTATIONS',
+          `a list of ${INSTRUMENTATIONS.join(', ')} or none`,
+          name,
+        );
       }
     }
     options['instrumentations'] = names;
@@ -593,7 +624,7 @@ export function telemetryOptionsFromEnv(env: Env = process.env): TelemetryOption
 
   const shutdown = envNumber(env, 'GANTRY_TELEMETRY_SHUTDOWN_TIMEOUT_MS', 'a number of milliseconds');
   if (shutdown !== undefined) options['shutdownTimeoutMs'] = shutdown;
-  return options as TelemetryOptions;
+  return options;
 }
 
 /** Internal: the error for a second `initTelemetry()`. */

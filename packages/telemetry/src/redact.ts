@@ -47,7 +47,7 @@ export function createRedactor(extraKeys: readonly string[] = [], censor: string
         const item: unknown = value[index];
         const result = visit(item, depth + 1);
         if (result !== item) {
-          copy ??= [...value];
+          copy ??= [...(value as unknown[])];
           copy[index] = result;
         }
       }
@@ -89,5 +89,8 @@ const SECRET_QUERY_PARAMETER =
  */
 export function redactQueryParameters(line: string, censor: string = REDACTED): string {
   if (!line.includes('=')) return line;
-  return line.replace(SECRET_QUERY_PARAMETER, (_match, separator: string, name: string) => `${separator}${name}=${censor}`);
+  return line.replace(
+    SECRET_QUERY_PARAMETER,
+    (_match, separator: string, name: string) => `${separator}${name}=${censor}`,
+  );
 }

@@ -41,14 +41,19 @@ function start(): void {
     return;
   }
   const delay = Number(process.env['GANTRY_TELEMETRY_VERIFY_DELAY_MS'] ?? DEFAULT_VERIFY_DELAY_MS);
-  const timer = setTimeout(() => {
-    const statuses = telemetry.verifyInstrumentation();
-    for (const status of statuses) {
-      if (status.state === 'not-applied') {
-        process.stderr.write(`[@gantry/telemetry] INSTRUMENTATION NOT APPLIED: ${status.name}: ${status.reason ?? ''}\n`);
+  const timer = setTimeout(
+    () => {
+      const statuses = telemetry.verifyInstrumentation();
+      for (const status of statuses) {
+        if (status.state === 'not-applied') {
+          process.stderr.write(
+            `[@gantry/telemetry] INSTRUMENTATION NOT APPLIED: ${status.name}: ${status.reason ?? ''}\n`,
+          );
+        }
       }
-    }
-  }, Number.isFinite(delay) && delay >= 0 ? delay : DEFAULT_VERIFY_DELAY_MS);
+    },
+    Number.isFinite(delay) && delay >= 0 ? delay : DEFAULT_VERIFY_DELAY_MS,
+  );
   timer.unref();
 }
 

@@ -15,8 +15,16 @@ describe('traceOperation', () => {
     t = createTestTelemetry();
     expect(traceOperation('sync', { a: 1 }, () => 41 + 1)).toBe(42);
     await expect(traceOperation('async', async () => 'done')).resolves.toBe('done');
-    expect(() => traceOperation('throws', () => { throw new Error('sync failure'); })).toThrow('sync failure');
-    await expect(traceOperation('rejects', async () => { throw new Error('async failure'); })).rejects.toThrow('async failure');
+    expect(() =>
+      traceOperation('throws', () => {
+        throw new Error('sync failure');
+      }),
+    ).toThrow('sync failure');
+    await expect(
+      traceOperation('rejects', async () => {
+        throw new Error('async failure');
+      }),
+    ).rejects.toThrow('async failure');
     const byName = Object.fromEntries(t.spans().map((span) => [span.name, span]));
     expect(byName['sync']!.attributes).toEqual({ a: 1 });
     expect(byName['sync']!.status.code).toBe(1);

@@ -4,10 +4,20 @@ import type { ShutdownHook } from '@gantry/health';
 import type { Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { TELEMETRY_ERROR_CODES, TelemetryError } from './errors.ts';
-import { installInstrumentations, type InstalledInstrumentations, type InstrumentationStatus } from './instrumentations.ts';
-import { createLogger, type LoggerOptions } from './logger.ts';
+import {
+  installInstrumentations,
+  type InstalledInstrumentations,
+  type InstrumentationStatus,
+} from './instrumentations.ts';
+import { createLogger } from './logger.ts';
 import { createMetrics, type TelemetryMetrics } from './metrics.ts';
-import { alreadyInitialized, resolveTelemetryOptions, type ServiceIdentity, type TelemetryConfig, type TelemetryOptions } from './options.ts';
+import {
+  alreadyInitialized,
+  resolveTelemetryOptions,
+  type ServiceIdentity,
+  type TelemetryConfig,
+  type TelemetryOptions,
+} from './options.ts';
 import { installTracing, type Tracing } from './tracing.ts';
 
 /** One step of {@link Telemetry.shutdown}. */
@@ -84,7 +94,10 @@ function withDeadline<T>(work: Promise<T>, ms: number, signal: AbortSignal | und
       reject(new Error('aborted'));
       return;
     }
-    const timer = setTimeout(() => reject(new Error(`did not finish within ${Math.max(0, Math.round(ms))} ms`)), Math.max(0, ms));
+    const timer = setTimeout(
+      () => reject(new Error(`did not finish within ${Math.max(0, Math.round(ms))} ms`)),
+      Math.max(0, ms),
+    );
     timer.unref();
     const onAbort = (): void => {
       clearTimeout(timer);
@@ -120,9 +133,7 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
   const config = resolveTelemetryOptions(options);
   if (getTelemetry() !== undefined) throw alreadyInitialized();
   const loggerOption = options.logger;
-  const logger = isLogger(loggerOption)
-    ? loggerOption
-    : createLogger(config.identity, (loggerOption as LoggerOptions | undefined) ?? {});
+  const logger = isLogger(loggerOption) ? loggerOption : createLogger(config.identity, loggerOption ?? {});
   const internal = logger.child({ component: 'telemetry' });
   const metrics =
     config.metrics === false
@@ -234,7 +245,11 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
         reported.add(status.name);
         const message = `${status.name} instrumentation did NOT apply: ${status.reason ?? 'unknown reason'}`;
         internal.error(
-          { event: 'telemetry.instrumentation.missing', code: TELEMETRY_ERROR_CODES.instrumentationNotApplied, instrumentation: status.name },
+          {
+            event: 'telemetry.instrumentation.missing',
+            code: TELEMETRY_ERROR_CODES.instrumentationNotApplied,
+            instrumentation: status.name,
+          },
           message,
         );
         process.emitWarning(message, { code: TELEMETRY_ERROR_CODES.instrumentationNotApplied });

@@ -92,7 +92,12 @@ export interface Tracing {
 }
 
 /** Installs tracing globally according to the config. */
-export function installTracing(config: TelemetryConfig, spanExporter: SpanExporter | undefined, extraProcessors: readonly SpanProcessor[], hooks: TracingHooks): Tracing {
+export function installTracing(
+  config: TelemetryConfig,
+  spanExporter: SpanExporter | undefined,
+  extraProcessors: readonly SpanProcessor[],
+  hooks: TracingHooks,
+): Tracing {
   const contextManager = new AsyncLocalStorageContextManager().enable();
   context.setGlobalContextManager(contextManager);
   propagation.setGlobalPropagator(createPropagator(config.propagators));

@@ -28,7 +28,11 @@ describe('cardinality cap', () => {
       expect(response.statusCode).toBe(index % 2 === 0 ? 200 : 404);
     }
     const counts = await readMetric(t.registry, 'http_server_request_duration_seconds_count');
-    expect(counts.map((sample) => [sample.labels['http_route'], sample.labels['http_response_status_code'], sample.value]).sort()).toEqual([
+    expect(
+      counts
+        .map((sample) => [sample.labels['http_route'], sample.labels['http_response_status_code'], sample.value])
+        .sort(),
+    ).toEqual([
       ['/items/:id', '200', DISTINCT_PATHS / 2],
       [UNMATCHED_ROUTE, '404', DISTINCT_PATHS / 2],
     ]);
@@ -40,7 +44,11 @@ describe('cardinality cap', () => {
   }, 120_000);
 
   it('sends routes beyond the series cap to the overflow series and counts them', async () => {
-    t = createTestTelemetry({ tracing: false, metrics: { maxSeriesPerMetric: 20 }, http: { requestLogSampleRatio: 0 } });
+    t = createTestTelemetry({
+      tracing: false,
+      metrics: { maxSeriesPerMetric: 20 },
+      http: { requestLogSampleRatio: 0 },
+    });
     const app = Fastify();
     await app.register(fastifyTelemetry, { telemetry: t.telemetry });
     for (let index = 0; index < 60; index += 1) app.get(`/r${index}`, async () => 'ok');
@@ -55,7 +63,9 @@ describe('cardinality cap', () => {
     expect(overflow[0]!.value).toBe(40 * 3);
     expect(overflow[0]!.labels['http_response_status_code']).toBe('200');
     expect(counts.reduce((sum, sample) => sum + sample.value, 0)).toBe(180);
-    expect(await t.metricValue('gantry_telemetry_series_dropped_total', { metric: 'http_server_request_duration_seconds' })).toBe(120);
+    expect(
+      await t.metricValue('gantry_telemetry_series_dropped_total', { metric: 'http_server_request_duration_seconds' }),
+    ).toBe(120);
     await app.close();
   });
 
@@ -71,7 +81,9 @@ describe('cardinality cap', () => {
     expect(samples).toHaveLength(101);
     expect(samples.find((sample) => sample.labels['sku'] === OVERFLOW_LABEL_VALUE)?.value).toBe(DISTINCT_PATHS - 100);
     expect(samples.reduce((sum, sample) => sum + sample.value, 0)).toBe(DISTINCT_PATHS);
-    expect(await t.metricValue('gantry_telemetry_series_dropped_total', { metric: 'shop_orders_total' })).toBe(DISTINCT_PATHS - 100);
+    expect(await t.metricValue('gantry_telemetry_series_dropped_total', { metric: 'shop_orders_total' })).toBe(
+      DISTINCT_PATHS - 100,
+    );
   });
 
   it('refuses unbounded label names on business metrics unless a tenant label is explicitly allowed', () => {
@@ -80,10 +92,14 @@ describe('cardinality cap', () => {
     expect(() => metrics.counter({ name: 'a_total', help: 'a', labelNames: ['user_id'] })).toThrow(
       expect.objectContaining({ code: 'GANTRY_TELEMETRY_FORBIDDEN_LABEL' }),
     );
-    expect(() => metrics.histogram({ name: 'b_seconds', help: 'b', labelNames: ['tenant'] })).toThrow(/allowTenantLabel/);
+    expect(() => metrics.histogram({ name: 'b_seconds', help: 'b', labelNames: ['tenant'] })).toThrow(
+      /allowTenantLabel/,
+    );
     expect(() => metrics.gauge({ name: 'c', help: 'c', labelNames: ['le'] })).toThrow(/reserved/);
     expect(() => metrics.counter({ name: 'bad name', help: 'x' })).toThrow(/Expected `counter.name`/);
-    expect(() => metrics.counter({ name: 'd_total', help: 'd', labelNames: ['tenant'], allowTenantLabel: true })).not.toThrow();
+    expect(() =>
+      metrics.counter({ name: 'd_total', help: 'd', labelNames: ['tenant'], allowTenantLabel: true }),
+    ).not.toThrow();
   });
 
   it('never puts the tenant on HTTP metrics unless it is allow-listed', async () => {
@@ -93,7 +109,8 @@ describe('cardinality cap', () => {
     app.get('/x', async () => 'ok');
     await app.ready();
     await app.inject({ url: '/x', headers: { 'x-tenant-id': 'bigco' } });
-    for (let index = 0; index < 50; index += 1) await app.inject({ url: '/x', headers: { 'x-tenant-id': `small-${index}` } });
+    for (let index = 0; index < 50; index += 1)
+      await app.inject({ url: '/x', headers: { 'x-tenant-id': `small-${index}` } });
     const counts = await readMetric(t.registry, 'http_server_request_duration_seconds_count');
     expect(counts.map((sample) => [sample.labels['tenant'], sample.value]).sort()).toEqual([
       ['', 50],

@@ -46,7 +46,13 @@ describe('fastify plugin', () => {
     await app.ready();
     for (const id of [1, 2, 3]) await app.inject(`/users/${id}`);
     expect(t!.spans()).toEqual([]);
-    expect(await t!.metricValue('http_server_request_duration_seconds_count', { http_route: '/users/:id', http_request_method: 'GET', http_response_status_code: '200' })).toBe(3);
+    expect(
+      await t!.metricValue('http_server_request_duration_seconds_count', {
+        http_route: '/users/:id',
+        http_request_method: 'GET',
+        http_response_status_code: '200',
+      }),
+    ).toBe(3);
     await app.close();
   });
 
@@ -57,7 +63,7 @@ describe('fastify plugin', () => {
     app.addHook('preHandler', async (request) => {
       (request as unknown as { user: { id: string } }).user = { id: 'u-42' };
     });
-    let seen: { tenant?: string; user?: string } = {};
+    let seen: { tenant?: string | undefined; user?: string | undefined } = {};
     app.post('/orders', async (request) => {
       const baggage = propagation.getBaggage(context.active());
       seen = { tenant: baggage?.getEntry('tenant.id')?.value, user: baggage?.getEntry('user.id')?.value };
@@ -65,11 +71,22 @@ describe('fastify plugin', () => {
       return { ok: true };
     });
     await app.ready();
-    const response = await app.inject({ method: 'POST', url: '/orders', headers: { 'x-tenant-id': 'acme' }, payload: { item: 1 } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/orders',
+      headers: { 'x-tenant-id': 'acme' },
+      payload: { item: 1 },
+    });
     expect(response.statusCode).toBe(200);
     expect(seen).toEqual({ tenant: 'acme', user: 'u-42' });
-    expect(t!.logs.lines.find((line) => line['event'] === 'orders.created')).toMatchObject({ tenant_id: 'acme', user_id: 'u-42' });
-    expect(t!.logs.lines.find((line) => line['event'] === 'http.request.completed')).toMatchObject({ tenant_id: 'acme', user_id: 'u-42' });
+    expect(t!.logs.lines.find((line) => line['event'] === 'orders.created')).toMatchObject({
+      tenant_id: 'acme',
+      user_id: 'u-42',
+    });
+    expect(t!.logs.lines.find((line) => line['event'] === 'http.request.completed')).toMatchObject({
+      tenant_id: 'acme',
+      user_id: 'u-42',
+    });
     expect(t!.spansNamed('POST /orders')[0]!.attributes['tenant.id']).toBe('acme');
     expect((await app.inject('/q/metrics')).body).not.toContain('acme');
     await app.close();

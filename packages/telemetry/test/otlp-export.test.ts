@@ -62,50 +62,55 @@ describe('OTLP export', () => {
   it.each([
     { protocol: 'http/protobuf' as const, compression: 'none' as const },
     { protocol: 'http/json' as const, compression: 'gzip' as const },
-  ])('exports the server span with route, status and the incoming parent ($protocol, $compression)', async (options) => {
-    const { base, logs } = await startApp(options);
-    const parentTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const parentSpan = '00f067aa0ba902b7';
-    const response = await fetch(`${base}/orders/42`, {
-      headers: { traceparent: `00-${parentTrace}-${parentSpan}-01`, 'x-tenant-id': 'acme' },
-    });
-    expect(response.status).toBe(200);
-    const spans = await receiver!.waitFor((received) => received.some((span) => span.kind === SERVER));
-    const server = spans.find((span) => span.kind === SERVER)!;
-    expect(server.name).toBe('GET /orders/:id');
-    expect(server.traceId).toBe(parentTrace);
-    expect(server.parentSpanId).toBe(parentSpan);
-    expect(server.attributes['http.route']).toBe('/orders/:id');
-    expect(server.attributes['http.response.status_code']).toBe(200);
-    expect(server.attributes['url.path']).toBe('/orders/42');
-    expect(server.attributes['tenant.id']).toBe('acme');
-    expect(server.resource['service.name']).toBe('orders');
-    expect(server.resource['service.version']).toBe('1.4.0');
-    expect(server.resource['deployment.environment.name']).toBe('test');
-    expect(server.resource['service.instance.id']).toBe('orders-7d9f-abc');
-    const child = spans.find((span) => span.name === 'orders.load')!;
-    expect(child.kind).toBe(INTERNAL);
-    expect(child.parentSpanId).toBe(server.spanId);
-    expect(child.attributes['orders.id']).toBe(7);
-    expect(receiver!.requests[0]!.contentType).toBe(options.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf');
-    expect(receiver!.requests[0]!.encoding).toBe(options.compression === 'gzip' ? 'gzip' : undefined);
+  ])(
+    'exports the server span with route, status and the incoming parent ($protocol, $compression)',
+    async (options) => {
+      const { base, logs } = await startApp(options);
+      const parentTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const parentSpan = '00f067aa0ba902b7';
+      const response = await fetch(`${base}/orders/42`, {
+        headers: { traceparent: `00-${parentTrace}-${parentSpan}-01`, 'x-tenant-id': 'acme' },
+      });
+      expect(response.status).toBe(200);
+      const spans = await receiver!.waitFor((received) => received.some((span) => span.kind === SERVER));
+      const server = spans.find((span) => span.kind === SERVER)!;
+      expect(server.name).toBe('GET /orders/:id');
+      expect(server.traceId).toBe(parentTrace);
+      expect(server.parentSpanId).toBe(parentSpan);
+      expect(server.attributes['http.route']).toBe('/orders/:id');
+      expect(server.attributes['http.response.status_code']).toBe(200);
+      expect(server.attributes['url.path']).toBe('/orders/42');
+      expect(server.attributes['tenant.id']).toBe('acme');
+      expect(server.resource['service.name']).toBe('orders');
+      expect(server.resource['service.version']).toBe('1.4.0');
+      expect(server.resource['deployment.environment.name']).toBe('test');
+      expect(server.resource['service.instance.id']).toBe('orders-7d9f-abc');
+      const child = spans.find((span) => span.name === 'orders.load')!;
+      expect(child.kind).toBe(INTERNAL);
+      expect(child.parentSpanId).toBe(server.spanId);
+      expect(child.attributes['orders.id']).toBe(7);
+      expect(receiver!.requests[0]!.contentType).toBe(
+        options.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf',
+      );
+      expect(receiver!.requests[0]!.encoding).toBe(options.compression === 'gzip' ? 'gzip' : undefined);
 
-    // Log lines written inside the request carry the exported server span's trace id (and the tenant).
-    const lines = logs.lines;
-    const read = lines.find((line) => line['event'] === 'orders.read')!;
-    expect(read['trace_id']).toBe(server.traceId);
-    expect(read['span_id']).toBe(server.spanId);
-    expect(read['trace_flags']).toBe('01');
-    expect(read['tenant_id']).toBe('acme');
-    expect(read['service']).toBe('orders');
-    const loaded = lines.find((line) => line['event'] === 'orders.loaded')!;
-    expect(loaded['trace_id']).toBe(server.traceId);
-    expect(loaded['span_id']).toBe(child.spanId);
-    const completed = lines.filter((line) => line['event'] === 'http.request.completed');
-    expect(completed).toHaveLength(1);
-    expect(completed[0]!['trace_id']).toBe(server.traceId);
-    expect(completed[0]!['http_route']).toBe('/orders/:id');
-  });
+      // Log lines written inside the request carry the exported server span's trace id (and the tenant).
+      const lines = logs.lines;
+      const read = lines.find((line) => line['event'] === 'orders.read')!;
+      expect(read['trace_id']).toBe(server.traceId);
+      expect(read['span_id']).toBe(server.spanId);
+      expect(read['trace_flags']).toBe('01');
+      expect(read['tenant_id']).toBe('acme');
+      expect(read['service']).toBe('orders');
+      const loaded = lines.find((line) => line['event'] === 'orders.loaded')!;
+      expect(loaded['trace_id']).toBe(server.traceId);
+      expect(loaded['span_id']).toBe(child.spanId);
+      const completed = lines.filter((line) => line['event'] === 'http.request.completed');
+      expect(completed).toHaveLength(1);
+      expect(completed[0]!['trace_id']).toBe(server.traceId);
+      expect(completed[0]!['http_route']).toBe('/orders/:id');
+    },
+  );
 
   it('marks a failing request as an error span and logs it at error level', async () => {
     const { base, logs } = await startApp({ protocol: 'http/protobuf', compression: 'none' });
@@ -126,7 +131,9 @@ describe('OTLP export', () => {
     const deadline = Date.now() + 15_000;
     let failures = 0;
     while (Date.now() < deadline) {
-      const metric = await telemetry!.metrics!.registry.getSingleMetricAsString('gantry_telemetry_span_export_failures_total');
+      const metric = await telemetry!.metrics!.registry.getSingleMetricAsString(
+        'gantry_telemetry_span_export_failures_total',
+      );
       failures = Number(/ (\d+)$/m.exec(metric)?.[1] ?? 0);
       if (failures > 0) break;
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -62,14 +62,22 @@ function fields(buffer: Uint8Array): Field[] {
       out.push({ number, wireType, value });
       offset = next;
     } else if (wireType === 1) {
-      out.push({ number, wireType, value: new DataView(buffer.buffer, buffer.byteOffset + offset, 8).getBigUint64(0, true) });
+      out.push({
+        number,
+        wireType,
+        value: new DataView(buffer.buffer, buffer.byteOffset + offset, 8).getBigUint64(0, true),
+      });
       offset += 8;
     } else if (wireType === 2) {
       const [length, next] = readVarint(buffer, offset);
       out.push({ number, wireType, value: buffer.subarray(next, next + Number(length)) });
       offset = next + Number(length);
     } else if (wireType === 5) {
-      out.push({ number, wireType, value: BigInt(new DataView(buffer.buffer, buffer.byteOffset + offset, 4).getUint32(0, true)) });
+      out.push({
+        number,
+        wireType,
+        value: BigInt(new DataView(buffer.buffer, buffer.byteOffset + offset, 4).getUint32(0, true)),
+      });
       offset += 4;
     } else {
       throw new Error(`unsupported wire type ${wireType}`);
@@ -114,9 +122,7 @@ export function decodeTraceRequest(body: Uint8Array): ReceivedSpan[] {
   for (const resourceSpans of fields(body).filter((field) => field.number === 1)) {
     const parts = fields(bytes(resourceSpans));
     const resourceField = parts.find((field) => field.number === 1);
-    const resource = resourceField
-      ? keyValues(fields(bytes(resourceField)).filter((field) => field.number === 1))
-      : {};
+    const resource = resourceField ? keyValues(fields(bytes(resourceField)).filter((field) => field.number === 1)) : {};
     for (const scopeSpans of parts.filter((field) => field.number === 2)) {
       const scopeParts = fields(bytes(scopeSpans));
       const scopeField = scopeParts.find((field) => field.number === 1);
@@ -151,7 +157,9 @@ const jsonAttributes = (list: JsonKeyValue[] | undefined): Record<string, string
   Object.fromEntries(
     (list ?? []).map((item) => [
       item.key,
-      item.value.stringValue ?? item.value.boolValue ?? (item.value.intValue !== undefined ? Number(item.value.intValue) : (item.value.doubleValue ?? '')),
+      item.value.stringValue ??
+        item.value.boolValue ??
+        (item.value.intValue !== undefined ? Number(item.value.intValue) : (item.value.doubleValue ?? '')),
     ]),
   );
 
@@ -210,9 +218,13 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       const contentType = request.headers['content-type'] ?? '';
       requests.push({ contentType, encoding: request.headers['content-encoding'] });
       if (status === 200) {
-        spans.push(...(contentType.includes('json') ? decodeJsonTraceRequest(body.toString('utf8')) : decodeTraceRequest(body)));
+        spans.push(
+          ...(contentType.includes('json') ? decodeJsonTraceRequest(body.toString('utf8')) : decodeTraceRequest(body)),
+        );
       }
-      response.writeHead(status, { 'content-type': contentType.includes('json') ? 'application/json' : 'application/x-protobuf' });
+      response.writeHead(status, {
+        'content-type': contentType.includes('json') ? 'application/json' : 'application/x-protobuf',
+      });
       response.end(contentType.includes('json') ? '{}' : undefined);
     });
   });
@@ -234,7 +246,9 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         if (predicate(spans)) return spans;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      throw new Error(`OTLP receiver: expected spans did not arrive within ${timeoutMs} ms; got ${JSON.stringify(spans.map((span) => span.name))}`);
+      throw new Error(
+        `OTLP receiver: expected spans did not arrive within ${timeoutMs} ms; got ${JSON.stringify(spans.map((span) => span.name))}`,
+      );
     },
     async close() {
       server.closeAllConnections();

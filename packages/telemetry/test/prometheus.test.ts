@@ -99,7 +99,12 @@ describe('Prometheus scraping /q/metrics', () => {
     expect(p50[0]?.value).toBeGreaterThanOrEqual(0.025);
     expect(p50[0]?.value).toBeLessThanOrEqual(0.1);
     // Probes and the metrics route itself are not recorded; the identity is on target_info.
-    expect(await queryPrometheus(prometheus, `http_server_request_duration_seconds_count{service="${SERVICE}", http_route="/q/metrics"}`)).toEqual([]);
+    expect(
+      await queryPrometheus(
+        prometheus,
+        `http_server_request_duration_seconds_count{service="${SERVICE}", http_route="/q/metrics"}`,
+      ),
+    ).toEqual([]);
     const info = await queryPrometheus(prometheus, `target_info{service_name="${SERVICE}"}`);
     expect(info[0]?.metric['service_version']).toBe('2.0.0');
   });
@@ -119,14 +124,31 @@ describe('Prometheus scraping /q/metrics', () => {
       let ours: { name: string; health: string; lastError?: string; lastEvaluation: string }[] = [];
       while (Date.now() < deadline) {
         const body = (await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as {
-          data: { groups: { name: string; file: string; rules: { name: string; health: string; lastError?: string; lastEvaluation: string }[] }[] };
+          data: {
+            groups: {
+              name: string;
+              file: string;
+              rules: { name: string; health: string; lastError?: string; lastEvaluation: string }[];
+            }[];
+          };
         };
-        ours = body.data.groups.filter((group) => group.file.includes('gantry-telemetry-test-')).flatMap((group) => group.rules);
-        if (ours.length > 0 && ours.every((rule) => rule.health !== 'unknown' && !rule.lastEvaluation.startsWith('0001'))) break;
+        ours = body.data.groups
+          .filter((group) => group.file.includes('gantry-telemetry-test-'))
+          .flatMap((group) => group.rules);
+        if (
+          ours.length > 0 &&
+          ours.every((rule) => rule.health !== 'unknown' && !rule.lastEvaluation.startsWith('0001'))
+        )
+          break;
         await sleep(250);
       }
       expect(ours.map((rule) => rule.name)).toEqual(
-        expect.arrayContaining(['GantryHttpErrorRateHigh', 'GantryHttpErrorRateCritical', 'GantryHttpLatencyHigh', 'GantryProcessRestarting']),
+        expect.arrayContaining([
+          'GantryHttpErrorRateHigh',
+          'GantryHttpErrorRateCritical',
+          'GantryHttpLatencyHigh',
+          'GantryProcessRestarting',
+        ]),
       );
       expect(ours.filter((rule) => rule.health !== 'ok')).toEqual([]);
       // The recording rule sees the 20% error ratio of our traffic.
@@ -153,7 +175,9 @@ describe('Prometheus scraping /q/metrics', () => {
       };
       expect(dashboard.uid).toMatch(/^gantry-/);
       const expressions = [
-        ...dashboard.panels.flatMap((panel) => panel.targets.map((target) => ({ where: panel.title, expr: target.expr }))),
+        ...dashboard.panels.flatMap((panel) =>
+          panel.targets.map((target) => ({ where: panel.title, expr: target.expr })),
+        ),
       ];
       for (const { where, expr } of expressions) {
         const promql = expr
@@ -179,7 +203,7 @@ describe('Prometheus scraping /q/metrics', () => {
     const which = spawnSync('bash', ['-c', 'command -v promtool'], { encoding: 'utf8' });
     const promtool = which.stdout.trim();
     if (promtool === '') {
-      throw new Error('promtool is missing: it ships with Debian\'s prometheus package (apt-get install prometheus)');
+      throw new Error("promtool is missing: it ships with Debian's prometheus package (apt-get install prometheus)");
     }
     const files = readdirSync(join(PACKAGE, 'alerts')).map((file) => join(PACKAGE, 'alerts', file));
     const result = spawnSync(promtool, ['check', 'rules', ...files], { encoding: 'utf8' });

@@ -18,10 +18,17 @@ afterEach(async () => {
 describe('secret redaction', () => {
   it('keeps a planted secret out of every log line, wherever it was put', () => {
     const logs = new LogCapture();
-    const logger = createLogger(identity, { destination: logs, redactKeys: ['session'], base: { vault_token: SECRET } });
+    const logger = createLogger(identity, {
+      destination: logs,
+      redactKeys: ['session'],
+      base: { vault_token: SECRET },
+    });
     logger.info({ password: SECRET, user: 'ann' }, 'login');
     logger.info({ db: { connection: { host: 'db', passwd: SECRET } } }, 'nested');
-    logger.info({ headers: { authorization: `Bearer ${SECRET}`, cookie: `sid=${SECRET}`, accept: 'text/html' } }, 'headers');
+    logger.info(
+      { headers: { authorization: `Bearer ${SECRET}`, cookie: `sid=${SECRET}`, accept: 'text/html' } },
+      'headers',
+    );
     logger.info({ aws_secret_access_key: SECRET, stripe_api_key: SECRET, apiKey: SECRET, privateKey: SECRET }, 'keys');
     logger.info({ items: [{ token: SECRET }, { refresh_token: SECRET }] }, 'array');
     logger.info({ clientSecret: SECRET, credentials: { anything: SECRET }, session: SECRET }, 'more');

@@ -30,18 +30,22 @@ describe('--import @gantry/telemetry/register', () => {
     const postgres = server('postgres');
     const kafka = server('kafka');
     const topic = `gantry-telemetry-register-${process.pid}`;
-    const { stdout } = await run(process.execPath, ['--import', '@gantry/telemetry/register', 'test/fixtures/instrumented-app.ts'], {
-      cwd: PACKAGE,
-      timeout: 60_000,
-      env: baseEnv({
-        DATABASE_URL: postgresUrl(postgres),
-        KAFKA_BROKERS: kafka.brokers.join(','),
-        KAFKA_TOPIC: topic,
-        OTEL_SERVICE_NAME: 'register-fixture',
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
-        OTEL_BSP_SCHEDULE_DELAY: '100',
-      }),
-    });
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', '@gantry/telemetry/register', 'test/fixtures/instrumented-app.ts'],
+      {
+        cwd: PACKAGE,
+        timeout: 60_000,
+        env: baseEnv({
+          DATABASE_URL: postgresUrl(postgres),
+          KAFKA_BROKERS: kafka.brokers.join(','),
+          KAFKA_TOPIC: topic,
+          OTEL_SERVICE_NAME: 'register-fixture',
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
+          OTEL_BSP_SCHEDULE_DELAY: '100',
+        }),
+      },
+    );
     const status = JSON.parse(/^STATUS (.*)$/m.exec(stdout)![1]!) as { name: string; state: string }[];
     expect(status).toEqual([
       { name: 'http', state: 'applied' },
@@ -52,7 +56,9 @@ describe('--import @gantry/telemetry/register', () => {
     const spans = receiver.spans;
     const work = spans.find((span) => span.name === 'fixture.work');
     expect(work, JSON.stringify(spans.map((span) => span.name))).toBeDefined();
-    const query = spans.find((span) => span.attributes['db.system.name'] === 'postgresql' || span.attributes['db.system'] === 'postgresql');
+    const query = spans.find(
+      (span) => span.attributes['db.system.name'] === 'postgresql' || span.attributes['db.system'] === 'postgresql',
+    );
     expect(query, JSON.stringify(spans.map((span) => [span.name, span.attributes]))).toBeDefined();
     expect(query!.traceId).toBe(work!.traceId);
     expect(query!.parentSpanId).toBe(work!.spanId);

@@ -86,6 +86,8 @@ describe('shutdown', () => {
   it('refuses a second instance while one runs', async () => {
     receiver = await startOtlpReceiver();
     telemetry = start(receiver.url, new LogCapture());
-    expect(() => start(receiver!.url, new LogCapture())).toThrow(expect.objectContaining({ code: 'GANTRY_TELEMETRY_ALREADY_INITIALIZED' }));
+    expect(() => start(receiver!.url, new LogCapture())).toThrow(
+      expect.objectContaining({ code: 'GANTRY_TELEMETRY_ALREADY_INITIALIZED' }),
+    );
   });
 });
