@@ -171,7 +171,9 @@ export function createLogger(identity: LoggerIdentity, options: LoggerOptions = 
   if (redactor !== undefined) {
     // pino applies the bindings formatter to the root only; children inherit this `child`, so every level of
     // `logger.child({ db_password })` is redacted too.
-    const pinoChild = logger.child.bind(logger);
+    // Unbound on purpose: a child's `child` must build on that child (its bindings and serializers), not the root.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    const pinoChild = logger.child;
     const redactedChild = function (this: Logger, bindings: Record<string, unknown>, childOptions?: object): Logger {
       return (pinoChild as unknown as (this: Logger, ...args: unknown[]) => Logger).call(
         this,

@@ -68,6 +68,16 @@ describe('secret redaction', () => {
     await app.close();
   });
 
+  it('builds a child of a child on its parent (regression: a bound child() dropped fastify’s serializers)', () => {
+    const logs = new LogCapture();
+    const logger = createLogger(identity, { destination: logs });
+    logger
+      .child({ request_id: 'r-1' }, { serializers: { req: () => ({ method: 'GET' }) } })
+      .child({ db_password: SECRET })
+      .info({ req: { headers: {} } }, 'nested child');
+    expect(logs.lines[0]).toMatchObject({ request_id: 'r-1', db_password: '[REDACTED]', req: { method: 'GET' } });
+  });
+
   it('writes the secret when redaction is turned off (so the test above can fail)', () => {
     const logs = new LogCapture();
     createLogger(identity, { destination: logs, redact: false }).info({ password: SECRET }, 'unsafe');
