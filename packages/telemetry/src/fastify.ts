@@ -17,7 +17,7 @@ import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { RequestBaggage, TENANT_BAGGAGE_KEY, USER_BAGGAGE_KEY } from './context.ts';
 import { invalidOption } from './errors.ts';
-import { requestLineLogger } from './logger.ts';
+import { requestLineWriter } from './logger.ts';
 import { UNMATCHED_ROUTE } from './http-metrics.ts';
 import { createPathMatcher } from './paths.ts';
 import { getTelemetry, type Telemetry } from './telemetry.ts';
@@ -104,7 +104,7 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
   const tracing = telemetry.config.tracing;
   const tracer = telemetry.tracer;
   const metrics = telemetry.metrics;
-  const logger = requestLineLogger(telemetry.logger);
+  const lines = requestLineWriter(telemetry.logger);
 
   fastify.decorateRequest(kState as unknown as string, null);
 
@@ -176,16 +176,8 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
     next();
   });
 
-  fastify.addHook('onRequestAbort', (request, next) => {
-    const state = (request as StatefulRequest)[kState];
-    if (state?.span !== undefined && state.ownsSpan) {
-      state.span.setAttribute('error.type', 'aborted');
-      state.span.setStatus({ code: SpanStatusCode.ERROR, message: 'client aborted the request' });
-      state.span.end();
-    }
-    next();
-  });
-
+  // No onRequestAbort hook: fastify would add a 'close' listener to every request for it. A request the client
+  // abandons before any response is sent therefore gets no span and no metric (it has no status code either).
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, next) => {
     const state = (request as StatefulRequest)[kState];
     if (state === null || state === IGNORED) {
@@ -221,24 +213,20 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
       spanId,
       tenant !== undefined && tenantAllowList.has(tenant) ? tenant : undefined,
     );
-    if (requestLogs && (status >= 500 || ratio >= 1 || Math.random() < ratio)) {
-      const fields: Record<string, unknown> = {
-        event: 'http.request.completed',
-        http_request_method: method,
-        http_route: state.route,
-        http_response_status_code: status,
-        duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
-      };
+    const lineLevel = status >= 500 ? 'error' : 'info';
+    if (requestLogs && (status >= 500 || ratio >= 1 || Math.random() < ratio) && lines.isEnabled(lineLevel)) {
+      let fields =
+        `"event":"http.request.completed","http_request_method":${JSON.stringify(method)},` +
+        `"http_route":${JSON.stringify(state.route)},"http_response_status_code":${status},` +
+        `"duration_ms":${Math.round(reply.elapsedTime * 1000) / 1000}`;
       if (span !== undefined) {
         const spanContext = span.spanContext();
-        fields['trace_id'] = spanContext.traceId;
-        fields['span_id'] = spanContext.spanId;
+        fields += `,"trace_id":"${spanContext.traceId}","span_id":"${spanContext.spanId}"`;
       }
-      if (tenant !== undefined) fields['tenant_id'] = tenant;
+      if (tenant !== undefined) fields += `,"tenant_id":${JSON.stringify(tenant)}`;
       const user = propagation.getBaggage(state.context)?.getEntry(USER_BAGGAGE_KEY)?.value;
-      if (user !== undefined) fields['user_id'] = user;
-      if (status >= 500) logger.error(fields, 'request failed');
-      else logger.info(fields, 'request completed');
+      if (user !== undefined) fields += `,"user_id":${JSON.stringify(user)}`;
+      lines.write(lineLevel, fields, status >= 500 ? 'request failed' : 'request completed');
     }
     next();
   });

@@ -1,13 +1,14 @@
-// OTLP/HTTP span exporter (protobuf or JSON) on fetch: OpenTelemetry's own serializers, our retry policy, and
-// failures reported through a callback rather than thrown or printed. Requests run with tracing suppressed so the
+// OTLP/HTTP span exporter (protobuf or JSON) on fetch: our protobuf encoder (OpenTelemetry's serializer for JSON),
+// our retry policy, and failures reported through a callback rather than thrown or printed. Requests run with tracing suppressed so the
 // exporter never traces itself.
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { context } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode, suppressTracing } from '@opentelemetry/core';
-import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import type { ExporterOptions } from './options.ts';
+import { encodeTraceRequest } from './otlp-protobuf.ts';
 
 const gzipAsync = promisify(gzip);
 const RETRYABLE = new Set([429, 502, 503, 504]);
@@ -62,7 +63,7 @@ export class OtlpHttpSpanExporter implements SpanExporter {
 
   async #send(spans: ReadableSpan[]): Promise<void> {
     const json = this.#options.protocol === 'http/json';
-    const serialized = (json ? JsonTraceSerializer : ProtobufTraceSerializer).serializeRequest(spans);
+    const serialized = json ? JsonTraceSerializer.serializeRequest(spans) : encodeTraceRequest(spans);
     if (serialized === undefined) throw new Error('spans could not be serialized');
     const gzipped = this.#options.compression === 'gzip';
     const body = gzipped ? await gzipAsync(serialized) : serialized;
