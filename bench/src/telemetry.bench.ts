@@ -21,9 +21,9 @@ const VARIANTS = [
   { id: 'fastify-otel-spans', label: 'spans only: @fastify/otel on the same SDK' },
 ] as const;
 type VariantId = (typeof VARIANTS)[number]['id'];
-const ROUNDS = 2;
+const ROUNDS = 3;
 const WARMUP_SECONDS = 2;
-const MEASURE_SECONDS = 6;
+const MEASURE_SECONDS = 5;
 const CONNECTIONS = 50;
 // Pipelining keeps the load generator cheap per request, so the server's own cost decides (as in fastify's and
 // Platformatic's published runs).

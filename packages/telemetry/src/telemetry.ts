@@ -9,7 +9,7 @@ import {
   type InstalledInstrumentations,
   type InstrumentationStatus,
 } from './instrumentations.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, requestLineWriter } from './logger.ts';
 import { createMetrics, type TelemetryMetrics } from './metrics.ts';
 import {
   alreadyInitialized,
@@ -209,6 +209,7 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
         ok ? 'telemetry flushed' : 'telemetry did not flush everything before its deadline',
       );
       await step('logs', async () => {
+        requestLineWriter(logger).flush();
         await new Promise<void>((resolve, reject) => {
           const flush = (logger as { flush?: (callback?: (error?: Error) => void) => void }).flush;
           if (typeof flush !== 'function') {

@@ -2,6 +2,7 @@
 // private metrics registry, plus readers to assert on them.
 import { Registry } from 'prom-client';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { requestLineWriter } from './logger.ts';
 import { initTelemetry, type Telemetry } from './telemetry.ts';
 import type { TelemetryOptions } from './options.ts';
 
@@ -16,6 +17,8 @@ export type CapturedLog = Readonly<Record<string, unknown>>;
  */
 export class LogCapture {
   readonly #lines: string[] = [];
+  /** Called before every read: {@link createTestTelemetry} flushes the request lines written this turn. */
+  beforeRead: (() => void) | undefined;
 
   /** pino's destination contract. */
   write(chunk: string): boolean {
@@ -25,11 +28,13 @@ export class LogCapture {
 
   /** Raw output, exactly as written (for grepping). */
   get text(): string {
+    this.beforeRead?.();
     return this.#lines.join('');
   }
 
   /** Parsed lines. */
   get lines(): CapturedLog[] {
+    this.beforeRead?.();
     return this.#lines
       .join('')
       .split('\n')
@@ -38,6 +43,7 @@ export class LogCapture {
   }
 
   clear(): void {
+    this.beforeRead?.();
     this.#lines.length = 0;
   }
 }
@@ -118,6 +124,8 @@ export function createTestTelemetry(options: TelemetryOptions = {}): TestTelemet
     logger: { level: 'debug', destination: logs },
     metrics: { processMetrics: false, ...(options.metrics === false ? {} : options.metrics), registry },
   });
+  const lineWriter = requestLineWriter(telemetry.logger);
+  logs.beforeRead = () => lineWriter.flush();
   return {
     telemetry,
     registry,

@@ -83,6 +83,26 @@ describe('shutdown', () => {
     });
   });
 
+  it('writes the request lines of a turn by the next turn and loses none through shutdown', async () => {
+    receiver = await startOtlpReceiver();
+    const logs = new LogCapture();
+    telemetry = start(receiver.url, logs);
+    const { default: Fastify } = await import('fastify');
+    const { fastifyTelemetry } = await import('../src/fastify.ts');
+    const app = Fastify();
+    await app.register(fastifyTelemetry, { telemetry });
+    app.get('/a', async () => 'ok');
+    await app.ready();
+    await app.inject('/a');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(logs.lines.filter((line) => line['event'] === 'http.request.completed')).toHaveLength(1);
+    // Two lines in one turn, then shutdown in the same turn: nothing is lost.
+    await Promise.all([app.inject('/a'), app.inject('/a')]);
+    await telemetry.shutdown();
+    expect(logs.lines.filter((line) => line['event'] === 'http.request.completed')).toHaveLength(3);
+    await app.close();
+  });
+
   it('refuses a second instance while one runs', async () => {
     receiver = await startOtlpReceiver();
     telemetry = start(receiver.url, new LogCapture());
