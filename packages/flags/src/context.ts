@@ -1,3 +1,4 @@
+import type * as OpenTelemetryApi from '@opentelemetry/api';
 import type { Context as UnleashContext } from 'unleash-client';
 
 type Properties = NonNullable<UnleashContext['properties']>;
@@ -37,7 +38,7 @@ export const USER_BAGGAGE_KEY = 'user.id';
  * copy sees the baggage set by whichever copy the application uses.
  */
 export async function loadBaggageReader(): Promise<AmbientContextReader | undefined> {
-  let api: typeof import('@opentelemetry/api');
+  let api: typeof OpenTelemetryApi;
   try {
     api = await import('@opentelemetry/api');
   } catch {
@@ -87,7 +88,7 @@ export function toUnleashContext(
   if (tenantId !== undefined) {
     result.properties = { ...(properties as Properties | undefined), [tenantProperty]: tenantId };
   } else if (properties !== undefined) {
-    result.properties = properties as Properties;
+    result.properties = properties;
   }
   return result;
 }

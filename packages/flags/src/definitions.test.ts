@@ -5,9 +5,16 @@ import { createTestFlags } from './testing.ts';
 
 describe('defineFlags', () => {
   it('fills defaults and parses expiry dates', () => {
-    const registry = defineFlags({ 'checkout-v2': { owner: 'payments', expires: '2026-12-31' }, legacy: { default: true } });
+    const registry = defineFlags({
+      'checkout-v2': { owner: 'payments', expires: '2026-12-31' },
+      legacy: { default: true },
+    });
     expect(registry.names).toEqual(['checkout-v2', 'legacy']);
-    expect(registry.get('checkout-v2')).toMatchObject({ default: false, defaultVariant: 'disabled', owner: 'payments' });
+    expect(registry.get('checkout-v2')).toMatchObject({
+      default: false,
+      defaultVariant: 'disabled',
+      owner: 'payments',
+    });
     expect(registry.get('checkout-v2')?.expires?.toISOString()).toBe('2026-12-31T00:00:00.000Z');
     expect(registry.get('legacy')?.default).toBe(true);
     expect(registry.get('unknown')).toBeUndefined();

@@ -22,7 +22,11 @@ const FEATURES = [
   { name: 'switched-off', enabled: false, strategies: [{ name: 'default', parameters: {} }] },
   on('tenant-beta', [{ contextName: 'tenantId', operator: 'IN', values: ['acme'] }]),
   on('user-beta', [{ contextName: 'userId', operator: 'IN', values: ['u-1'] }]),
-  on('layout', [], [{ name: 'compact', weight: 1000, stickiness: 'default', payload: { type: 'json', value: '{"rows":3}' } }]),
+  on(
+    'layout',
+    [],
+    [{ name: 'compact', weight: 1000, stickiness: 'default', payload: { type: 'json', value: '{"rows":3}' } }],
+  ),
 ];
 
 function recordingLogger() {
@@ -50,7 +54,7 @@ const offline = <N extends string>(options: Partial<Parameters<typeof createFlag
     registry: new Registry(),
     ...options,
   });
-  clients.push(flags as Flags);
+  clients.push(flags);
   return flags;
 };
 
@@ -73,7 +77,11 @@ describe('createFlags offline start from a bootstrap file', () => {
     const info = flags.info();
     expect(info.name).toBe('flags');
     const section = info.contribute();
-    expect(section).toEqual({ hash: expect.stringMatching(/^[0-9a-f]{16}$/), source: 'bootstrap', updatedAt: expect.any(String) });
+    expect(section).toEqual({
+      hash: expect.stringMatching(/^[0-9a-f]{16}$/),
+      source: 'bootstrap',
+      updatedAt: expect.any(String),
+    });
     const check = await flags.check().run(AbortSignal.timeout(1_000));
     expect(check).toMatchObject({ status: 'UP', data: { source: 'bootstrap', toggles: 5, offline: true } });
   });
@@ -192,8 +200,12 @@ describe('createFlags variants and metrics', () => {
       definitions: defineFlags({ 'checkout-v2': { owner: 'payments', expires: '2026-12-01' } }),
     });
     await flags.ready();
-    expect(flags.expired()).toEqual([{ name: 'checkout-v2', owner: 'payments', expires: '2026-12-01', daysOverdue: 31 }]);
-    expect(log.lines.find((line) => line.fields['event'] === 'flags.flag.expired')?.fields).toMatchObject({ owner: 'payments' });
+    expect(flags.expired()).toEqual([
+      { name: 'checkout-v2', owner: 'payments', expires: '2026-12-01', daysOverdue: 31 },
+    ]);
+    expect(log.lines.find((line) => line.fields['event'] === 'flags.flag.expired')?.fields).toMatchObject({
+      owner: 'payments',
+    });
     expect((await flags.check().run(AbortSignal.timeout(1_000))).data).toMatchObject({ expiredFlags: 1 });
     expect(await registry.metrics()).toContain('gantry_flags_expired_flags{app="unit"} 1');
   });

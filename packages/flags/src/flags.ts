@@ -237,7 +237,8 @@ class UnleashFlags<N extends string> implements Flags<N> {
     const fallbackVariant: UnleashVariant = fallback
       ? { name: fallback.name, enabled: fallback.enabled }
       : { name: this.#definitions?.get(name)?.defaultVariant ?? DISABLED_VARIANT, enabled: false };
-    if (fallback?.payload !== undefined) fallbackVariant.payload = fallback.payload as NonNullable<UnleashVariant['payload']>;
+    if (fallback?.payload !== undefined)
+      fallbackVariant.payload = fallback.payload as NonNullable<UnleashVariant['payload']>;
     let result: FlagVariant;
     try {
       const found = this.#unleash.getVariant(name, unleashContext, fallbackVariant);
@@ -246,12 +247,12 @@ class UnleashFlags<N extends string> implements Flags<N> {
         enabled: found.enabled,
         featureEnabled: found.feature_enabled ?? false,
         ...(found.payload !== undefined && {
-          payload: { type: found.payload.type as FlagPayload['type'], value: found.payload.value },
+          payload: { type: found.payload.type, value: found.payload.value },
         }),
       };
     } catch (error) {
       this.#evaluationFailed(name, error);
-      result = { ...fallbackVariant, featureEnabled: false } as FlagVariant;
+      result = { ...fallbackVariant, featureEnabled: false };
     }
     this.#counts.recordVariant(name, result.name);
     return result;
@@ -272,7 +273,10 @@ class UnleashFlags<N extends string> implements Flags<N> {
   }
 
   #evaluationFailed(name: string, error: unknown): void {
-    this.#logger.error({ event: 'flags.evaluation.failed', flag: name, error: errorMessage(error) }, 'flag evaluation threw; using the fallback');
+    this.#logger.error(
+      { event: 'flags.evaluation.failed', flag: name, error: errorMessage(error) },
+      'flag evaluation threw; using the fallback',
+    );
   }
 
   // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -299,14 +303,20 @@ class UnleashFlags<N extends string> implements Flags<N> {
     );
     // unleash-client's start() resolves after the first poll; we do not wait for it here (ready() does).
     this.#unleash.start().catch((error: unknown) => {
-      this.#logger.error({ event: 'flags.client.start_failed', error: errorMessage(error) }, 'unleash client failed to start');
+      this.#logger.error(
+        { event: 'flags.client.start_failed', error: errorMessage(error) },
+        'unleash client failed to start',
+      );
     });
   }
 
   async ready(options: FlagsReadyOptions = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      throw new FlagsError('GANTRY_FLAGS_INVALID_OPTIONS', `Expected \`timeoutMs\` to be a finite number ≥ 0, got ${String(timeoutMs)}`);
+      throw new FlagsError(
+        'GANTRY_FLAGS_INVALID_OPTIONS',
+        `Expected \`timeoutMs\` to be a finite number ≥ 0, got ${String(timeoutMs)}`,
+      );
     }
     const require = options.require ?? 'data';
     await this.start();
@@ -327,7 +337,7 @@ class UnleashFlags<N extends string> implements Flags<N> {
         },
         reject: (error) => {
           cleanup();
-          reject(error as Error);
+          reject(error instanceof Error ? error : new Error(String(error)));
         },
       };
       const onAbort = (): void => waiter.reject(options.signal?.reason);
@@ -414,7 +424,10 @@ class UnleashFlags<N extends string> implements Flags<N> {
       try {
         listener(status);
       } catch (error) {
-        this.#logger.error({ event: 'flags.listener.failed', error: errorMessage(error) }, 'a flags change listener threw');
+        this.#logger.error(
+          { event: 'flags.listener.failed', error: errorMessage(error) },
+          'a flags change listener threw',
+        );
       }
     }
   }
@@ -443,10 +456,16 @@ class UnleashFlags<N extends string> implements Flags<N> {
       const changed = this.#rehash();
       if (changed || firstSync) this.#updatedAt = this.#clock.now();
       if (firstSync) {
-        this.#logger.info({ event: 'flags.sync.first', toggles: this.#toggles, hash: this.#hash }, 'flags synchronized with Unleash');
+        this.#logger.info(
+          { event: 'flags.sync.first', toggles: this.#toggles, hash: this.#hash },
+          'flags synchronized with Unleash',
+        );
         this.#reportMissing();
       } else if (changed) {
-        this.#logger.info({ event: 'flags.sync.changed', toggles: this.#toggles, hash: this.#hash }, 'flag configuration changed');
+        this.#logger.info(
+          { event: 'flags.sync.changed', toggles: this.#toggles, hash: this.#hash },
+          'flag configuration changed',
+        );
       }
       this.#notify();
     });
@@ -479,7 +498,10 @@ class UnleashFlags<N extends string> implements Flags<N> {
     const message = errorMessage(error);
     const app = this.#options.appName;
     if (message.startsWith('Unleash Metrics error')) {
-      this.#logger.debug({ event: 'flags.usage_metrics.failed', error: message }, 'could not send usage counts to Unleash');
+      this.#logger.debug(
+        { event: 'flags.usage_metrics.failed', error: message },
+        'could not send usage counts to Unleash',
+      );
       return;
     }
     if (UNAUTHORIZED_PATTERN.test(message)) {
@@ -489,7 +511,12 @@ class UnleashFlags<N extends string> implements Flags<N> {
       this.#lastError = `Unleash refused the API token (HTTP ${status}); polling stopped`;
       this.#metrics.syncs.inc({ app, outcome: 'unauthorized' });
       this.#logger.error(
-        { event: 'flags.sync.unauthorized', code: 'GANTRY_FLAGS_UNAUTHORIZED', status: Number(status), url: this.#options.url },
+        {
+          event: 'flags.sync.unauthorized',
+          code: 'GANTRY_FLAGS_UNAUTHORIZED',
+          status: Number(status),
+          url: this.#options.url,
+        },
         this.#unauthorizedError().message,
       );
       this.#notify();
@@ -531,7 +558,13 @@ class UnleashFlags<N extends string> implements Flags<N> {
     this.#metrics.expired.set({ app: this.#options.appName }, expired.length);
     for (const flag of expired) {
       this.#logger.warn(
-        { event: 'flags.flag.expired', flag: flag.name, owner: flag.owner ?? null, expires: flag.expires, daysOverdue: flag.daysOverdue },
+        {
+          event: 'flags.flag.expired',
+          flag: flag.name,
+          owner: flag.owner ?? null,
+          expires: flag.expires,
+          daysOverdue: flag.daysOverdue,
+        },
         `flag "${flag.name}" expired on ${flag.expires}; remove it from the code`,
       );
     }
@@ -539,7 +572,9 @@ class UnleashFlags<N extends string> implements Flags<N> {
 
   #reportMissing(): void {
     if (this.#definitions === undefined) return;
-    const missing = this.#definitions.names.filter((name) => this.#unleash.getFeatureToggleDefinition(name) === undefined);
+    const missing = this.#definitions.names.filter(
+      (name) => this.#unleash.getFeatureToggleDefinition(name) === undefined,
+    );
     if (missing.length > 0) {
       this.#logger.warn(
         { event: 'flags.flag.missing', flags: missing },
@@ -557,7 +592,10 @@ class UnleashFlags<N extends string> implements Flags<N> {
   check(options: FlagsCheckOptions = {}): Check {
     const maxStalenessMs = options.maxStalenessMs;
     if (maxStalenessMs !== undefined && (!Number.isFinite(maxStalenessMs) || maxStalenessMs <= 0)) {
-      throw new FlagsError('GANTRY_FLAGS_INVALID_OPTIONS', `Expected \`maxStalenessMs\` to be a finite number > 0, got ${String(maxStalenessMs)}`);
+      throw new FlagsError(
+        'GANTRY_FLAGS_INVALID_OPTIONS',
+        `Expected \`maxStalenessMs\` to be a finite number > 0, got ${String(maxStalenessMs)}`,
+      );
     }
     return {
       name: options.name ?? 'flags',

@@ -21,5 +21,5 @@ export const SILENT_LOGGER: FlagsLogger = {
 /** Renders an unknown thrown value for a log field without leaking more than its message. */
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
-  return typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
+  return typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
 }

@@ -98,7 +98,11 @@ describe('createMigrationFlag stages', () => {
     flags.remove(KEY);
     expect(migration.stage({})).toBe('off');
     const unloaded = createTestFlags({ [KEY]: 'live' }, { ready: false });
-    const early = createMigrationFlag(unloaded, KEY, { ...options, registry: new Registry(), defaultStage: 'dualwrite' });
+    const early = createMigrationFlag(unloaded, KEY, {
+      ...options,
+      registry: new Registry(),
+      defaultStage: 'dualwrite',
+    });
     expect(early.stage({})).toBe('dualwrite');
     unloaded.markReady();
     // The first real observation is accepted as it is, even though it is two stages away from the default.
@@ -341,7 +345,9 @@ describe('createMigrationFlag stage changes', () => {
 
   it('remembers stages per tenant, so tenants can be ramped separately', () => {
     const { options } = stores();
-    const flags = createTestFlags({ [KEY]: (context: FlagContext) => (context.tenantId === 'early' ? 'shadow' : 'dualwrite') });
+    const flags = createTestFlags({
+      [KEY]: (context: FlagContext) => (context.tenantId === 'early' ? 'shadow' : 'dualwrite'),
+    });
     const migration = createMigrationFlag(flags, KEY, { ...options, registry: new Registry() });
     expect(migration.stage({ tenantId: 'early' })).toBe('shadow');
     expect(migration.stage({ tenantId: 'late' })).toBe('dualwrite');
@@ -433,10 +439,11 @@ describe('createMigrationFlag consistency', () => {
 describe('createMigrationFlag options', () => {
   it('names the option, the expectation and the value it got', () => {
     const { options } = stores();
-    const flags = createTestFlags({});
-    const attempt = (extra: Record<string, unknown>) => () =>
-      createMigrationFlag(flags, KEY, { ...options, ...extra } as typeof options);
-    expect(attempt({ shadowSampleRatio: 2 })).toThrow('Expected `shadowSampleRatio` to be a number between 0 and 1, got 2');
+    const flags = createTestFlags<string>({});
+    const attempt = (extra: Record<string, unknown>) => () => createMigrationFlag(flags, KEY, { ...options, ...extra });
+    expect(attempt({ shadowSampleRatio: 2 })).toThrow(
+      'Expected `shadowSampleRatio` to be a number between 0 and 1, got 2',
+    );
     expect(attempt({ readNew: 'nope' })).toThrow('Expected `readNew` to be a function, got "nope"');
     expect(attempt({ defaultStage: 'on' })).toThrow(/Expected `defaultStage` to be one of off, dualwrite/);
     try {

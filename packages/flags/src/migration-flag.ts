@@ -102,14 +102,14 @@ export interface MigrationGuardrailOptions {
 
 /** Options of {@link createMigrationFlag}. */
 export interface MigrationFlagOptions<RI, R, WI, W> {
-  readOld(input: RI, call: MigrationCall): Promise<R>;
-  readNew(input: RI, call: MigrationCall): Promise<R>;
-  writeOld(payload: WI, call: MigrationCall<W>): Promise<W>;
-  writeNew(payload: WI, call: MigrationCall<W>): Promise<W>;
+  readonly readOld: (input: RI, call: MigrationCall) => Promise<R>;
+  readonly readNew: (input: RI, call: MigrationCall) => Promise<R>;
+  readonly writeOld: (payload: WI, call: MigrationCall<W>) => Promise<W>;
+  readonly writeNew: (payload: WI, call: MigrationCall<W>) => Promise<W>;
   /** Whether the old and new reads agree. @default deep equality (`util.isDeepStrictEqual`) */
-  compare?(oldValue: R, newValue: R): boolean;
+  readonly compare?: (oldValue: R, newValue: R) => boolean;
   /** Structured description of a mismatch for the log; return only what may be logged. @default a path-by-path diff */
-  diff?(oldValue: R, newValue: R): unknown;
+  readonly diff?: (oldValue: R, newValue: R) => unknown;
   /** `background`: the comparison read runs after the authoritative one returned, off the request path. `await`: both run together and the read waits for both (LaunchDarkly's behaviour). @default 'background' */
   readonly shadowMode?: 'background' | 'await';
   /** Share of reads in `shadow`/`live` that also read the other side. @default 1 */
@@ -119,25 +119,26 @@ export interface MigrationFlagOptions<RI, R, WI, W> {
   /** @default 5_000 */
   readonly shadowTimeoutMs?: number;
   /** What to do when the second write fails: ignore it, log it, or hand it to a callback (retry/outbox). @default 'log' */
-  readonly onNonAuthoritativeWriteFailure?: 'ignore' | 'log' | ((failure: MigrationWriteFailure<WI>) => void | Promise<void>);
+  readonly onNonAuthoritativeWriteFailure?:
+    'ignore' | 'log' | ((failure: MigrationWriteFailure<WI>) => void | Promise<void>);
   /** Stage while the flag is off, unknown, or not loaded yet. @default 'off' */
   readonly defaultStage?: MigrationStage;
   /** Accept forward jumps over stages (e.g. `dualwrite` → `live`). @default false */
   readonly allowStageSkips?: boolean;
   /** Which population a remembered stage belongs to. @default the tenant, or one global key */
-  stageKey?(context: FlagContext, tenantId: string | undefined): string;
+  readonly stageKey?: (context: FlagContext, tenantId: string | undefined) => string;
   /** How long a context object keeps its stage (one request). @default 30_000 */
   readonly pinTtlMs?: number;
   /** `false` turns the guardrail off. */
   readonly guardrail?: MigrationGuardrailOptions | false;
-  onGuardrail?(event: MigrationGuardrailEvent): void;
+  readonly onGuardrail?: (event: MigrationGuardrailEvent) => void;
   /** Mismatch diffs logged per minute at most. @default 10 */
   readonly maxDiffLogsPerMinute?: number;
   readonly logger?: FlagsLogger;
   readonly registry?: Registry;
   readonly clock?: FlagsClock;
   /** @default Math.random */
-  random?(): number;
+  readonly random?: () => number;
 }
 
 /** Counters of one migration since it was created. */
@@ -226,7 +227,9 @@ function ratio(name: string, value: unknown, fallback: number): number {
 function positive(name: string, value: unknown, fallback: number, integer = false): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    throw invalid(`Expected \`${name}\` to be a ${integer ? 'positive integer' : 'finite number > 0'}, got ${describe(value)}`);
+    throw invalid(
+      `Expected \`${name}\` to be a ${integer ? 'positive integer' : 'finite number > 0'}, got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -264,10 +267,13 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
   #lastRate = 0;
 
   constructor(flags: Flags<N>, key: N, options: MigrationFlagOptions<RI, R, WI, W>) {
-    if (typeof key !== 'string' || key.length === 0) throw invalid(`Expected the migration flag key to be a non-empty string, got ${describe(key)}`);
-    if (typeof options !== 'object' || options === null) throw invalid(`Expected the migration options to be an object, got ${describe(options)}`);
+    if (typeof key !== 'string' || key.length === 0)
+      throw invalid(`Expected the migration flag key to be a non-empty string, got ${describe(key)}`);
+    if (typeof options !== 'object' || options === null)
+      throw invalid(`Expected the migration options to be an object, got ${describe(options)}`);
     for (const name of ['readOld', 'readNew', 'writeOld', 'writeNew'] as const) {
-      if (typeof options[name] !== 'function') throw invalid(`Expected \`${name}\` to be a function, got ${describe(options[name])}`);
+      if (typeof options[name] !== 'function')
+        throw invalid(`Expected \`${name}\` to be a function, got ${describe(options[name])}`);
     }
     for (const name of ['compare', 'diff', 'stageKey', 'onGuardrail', 'random'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') {
@@ -278,11 +284,15 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       throw invalid(`Expected \`shadowMode\` to be "background" or "await", got ${describe(options.shadowMode)}`);
     }
     if (options.defaultStage !== undefined && !isMigrationStage(options.defaultStage)) {
-      throw invalid(`Expected \`defaultStage\` to be one of ${MIGRATION_STAGES.join(', ')}, got ${describe(options.defaultStage)}`);
+      throw invalid(
+        `Expected \`defaultStage\` to be one of ${MIGRATION_STAGES.join(', ')}, got ${describe(options.defaultStage)}`,
+      );
     }
     const policy = options.onNonAuthoritativeWriteFailure;
     if (policy !== undefined && policy !== 'ignore' && policy !== 'log' && typeof policy !== 'function') {
-      throw invalid(`Expected \`onNonAuthoritativeWriteFailure\` to be "ignore", "log" or a function, got ${describe(policy)}`);
+      throw invalid(
+        `Expected \`onNonAuthoritativeWriteFailure\` to be "ignore", "log" or a function, got ${describe(policy)}`,
+      );
     }
     this.key = key;
     this.#flags = flags;
@@ -295,18 +305,35 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     this.#diff = options.diff ?? ((a, b) => structuralDiff(a, b));
     this.#shadowMode = options.shadowMode ?? 'background';
     this.#sampleRatio = ratio('shadowSampleRatio', options.shadowSampleRatio, 1);
-    this.#maxShadow = positive('maxConcurrentShadowReads', options.maxConcurrentShadowReads, DEFAULT_MAX_CONCURRENT_SHADOW_READS, true);
+    this.#maxShadow = positive(
+      'maxConcurrentShadowReads',
+      options.maxConcurrentShadowReads,
+      DEFAULT_MAX_CONCURRENT_SHADOW_READS,
+      true,
+    );
     this.#shadowTimeoutMs = positive('shadowTimeoutMs', options.shadowTimeoutMs, DEFAULT_SHADOW_TIMEOUT_MS);
     this.#defaultStage = options.defaultStage ?? 'off';
     this.#allowSkips = options.allowStageSkips ?? false;
     this.#pinTtlMs = positive('pinTtlMs', options.pinTtlMs, DEFAULT_PIN_TTL_MS);
-    this.#maxDiffLogs = options.maxDiffLogsPerMinute === undefined ? 10 : positive('maxDiffLogsPerMinute', options.maxDiffLogsPerMinute, 10, true);
+    this.#maxDiffLogs =
+      options.maxDiffLogsPerMinute === undefined
+        ? 10
+        : positive('maxDiffLogsPerMinute', options.maxDiffLogsPerMinute, 10, true);
     this.#guardrail =
       options.guardrail === false
         ? undefined
         : {
-            maxMismatchRate: ratio('guardrail.maxMismatchRate', options.guardrail?.maxMismatchRate, DEFAULT_MAX_MISMATCH_RATE),
-            minSamples: positive('guardrail.minSamples', options.guardrail?.minSamples, DEFAULT_GUARDRAIL_MIN_SAMPLES, true),
+            maxMismatchRate: ratio(
+              'guardrail.maxMismatchRate',
+              options.guardrail?.maxMismatchRate,
+              DEFAULT_MAX_MISMATCH_RATE,
+            ),
+            minSamples: positive(
+              'guardrail.minSamples',
+              options.guardrail?.minSamples,
+              DEFAULT_GUARDRAIL_MIN_SAMPLES,
+              true,
+            ),
             windowMs: positive('guardrail.windowMs', options.guardrail?.windowMs, DEFAULT_GUARDRAIL_WINDOW_MS),
           };
     this.#metrics.guardrail.set({ migration: key }, 0);
@@ -410,37 +437,69 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     }
   }
 
-  #record(operation: 'read' | 'write', stage: MigrationStage, origin: MigrationOrigin, outcome: string, started: number): void {
+  #record(
+    operation: 'read' | 'write',
+    stage: MigrationStage,
+    origin: MigrationOrigin,
+    outcome: string,
+    started: number,
+  ): void {
     const migration = this.key;
     this.#metrics.operations.inc({ migration, operation, stage, origin, outcome });
     this.#metrics.duration.observe({ migration, operation, origin }, (performance.now() - started) / 1000);
   }
 
   #reader(origin: MigrationOrigin): (input: RI, call: MigrationCall<W>) => Promise<R> {
-    return origin === 'old' ? this.#options.readOld.bind(this.#options) : this.#options.readNew.bind(this.#options);
+    return origin === 'old' ? this.#options.readOld : this.#options.readNew;
   }
 
   async read(context: FlagContext, input: RI): Promise<R> {
     const stage = this.stage(context);
     const plan = PLANS[stage].read;
     const authoritative = this.#reader(plan.authoritative);
-    const call = (origin: MigrationOrigin, signal: AbortSignal): MigrationCall<W> => ({ stage, origin, context, signal });
+    const call = (origin: MigrationOrigin, signal: AbortSignal): MigrationCall<W> => ({
+      stage,
+      origin,
+      context,
+      signal,
+    });
     const other = plan.compareWith;
     if (other === undefined || !this.#sampled()) {
       if (other !== undefined) this.#skip(stage, other);
-      return this.#invoke('read', stage, plan.authoritative, authoritative, input, call(plan.authoritative, NEVER_ABORTED));
+      return this.#invoke(
+        'read',
+        stage,
+        plan.authoritative,
+        authoritative,
+        input,
+        call(plan.authoritative, NEVER_ABORTED),
+      );
     }
     if (this.#shadowMode === 'await') {
       const [mine, theirs] = await Promise.allSettled([
         this.#invoke('read', stage, plan.authoritative, authoritative, input, call(plan.authoritative, NEVER_ABORTED)),
-        this.#invoke('read', stage, other, this.#reader(other), input, call(other, AbortSignal.timeout(this.#shadowTimeoutMs))),
+        this.#invoke(
+          'read',
+          stage,
+          other,
+          this.#reader(other),
+          input,
+          call(other, AbortSignal.timeout(this.#shadowTimeoutMs)),
+        ),
       ]);
       if (mine.status === 'rejected') throw mine.reason;
       if (theirs.status === 'fulfilled') this.#check(stage, plan.authoritative, mine.value, theirs.value, context);
       else this.#comparisonFailed(stage, other, theirs.reason);
       return mine.value;
     }
-    const value = await this.#invoke('read', stage, plan.authoritative, authoritative, input, call(plan.authoritative, NEVER_ABORTED));
+    const value = await this.#invoke(
+      'read',
+      stage,
+      plan.authoritative,
+      authoritative,
+      input,
+      call(plan.authoritative, NEVER_ABORTED),
+    );
     if (this.#inFlight.size >= this.#maxShadow) {
       this.#skip(stage, other);
       return value;
@@ -452,7 +511,14 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     return value;
   }
 
-  async #shadowRead(stage: MigrationStage, authoritative: MigrationOrigin, other: MigrationOrigin, input: RI, value: R, context: FlagContext): Promise<void> {
+  async #shadowRead(
+    stage: MigrationStage,
+    authoritative: MigrationOrigin,
+    other: MigrationOrigin,
+    input: RI,
+    value: R,
+    context: FlagContext,
+  ): Promise<void> {
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -465,7 +531,12 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     });
     try {
       const result = await Promise.race([
-        this.#invoke('read', stage, other, this.#reader(other), input, { stage, origin: other, context, signal: controller.signal }),
+        this.#invoke('read', stage, other, this.#reader(other), input, {
+          stage,
+          origin: other,
+          context,
+          signal: controller.signal,
+        }),
         timeout,
       ]);
       this.#check(stage, authoritative, value, result, context);
@@ -496,8 +567,15 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     }
   }
 
-  #check(stage: MigrationStage, authoritative: MigrationOrigin, authoritativeValue: R, otherValue: R, context: FlagContext): void {
-    const [oldValue, newValue] = authoritative === 'old' ? [authoritativeValue, otherValue] : [otherValue, authoritativeValue];
+  #check(
+    stage: MigrationStage,
+    authoritative: MigrationOrigin,
+    authoritativeValue: R,
+    otherValue: R,
+    context: FlagContext,
+  ): void {
+    const [oldValue, newValue] =
+      authoritative === 'old' ? [authoritativeValue, otherValue] : [otherValue, authoritativeValue];
     let consistent: boolean;
     try {
       consistent = this.#compare(oldValue, newValue);
@@ -541,7 +619,7 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     const stage = this.stage(context);
     const plan = PLANS[stage].write;
     const writer = (origin: MigrationOrigin): ((payload: WI, call: MigrationCall<W>) => Promise<W>) =>
-      origin === 'old' ? this.#options.writeOld.bind(this.#options) : this.#options.writeNew.bind(this.#options);
+      origin === 'old' ? this.#options.writeOld : this.#options.writeNew;
     const result = await this.#invoke('write', stage, plan.authoritative, writer(plan.authoritative), payload, {
       stage,
       origin: plan.authoritative,
@@ -569,7 +647,12 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     if (policy === 'ignore') return;
     if (policy === 'log') {
       this.#logger.error(
-        { event: 'flags.migration.write_failed', stage: failure.stage, origin: failure.origin, error: errorMessage(failure.error) },
+        {
+          event: 'flags.migration.write_failed',
+          stage: failure.stage,
+          origin: failure.origin,
+          error: errorMessage(failure.error),
+        },
         `the ${failure.origin} write of ${this.key} failed after the authoritative write succeeded; the stores differ`,
       );
       return;
@@ -578,7 +661,12 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       await policy(failure);
     } catch (error) {
       this.#logger.error(
-        { event: 'flags.migration.write_failure_handler_failed', stage: failure.stage, origin: failure.origin, error: errorMessage(error) },
+        {
+          event: 'flags.migration.write_failure_handler_failed',
+          stage: failure.stage,
+          origin: failure.origin,
+          error: errorMessage(error),
+        },
         `onNonAuthoritativeWriteFailure of ${this.key} threw`,
       );
     }
@@ -632,16 +720,28 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     };
     if (tripped) {
       this.#logger.error(
-        { event: 'flags.migration.guardrail.tripped', stage: stage ?? null, mismatchRate: rate, samples, threshold: guardrail.maxMismatchRate },
+        {
+          event: 'flags.migration.guardrail.tripped',
+          stage: stage ?? null,
+          mismatchRate: rate,
+          samples,
+          threshold: guardrail.maxMismatchRate,
+        },
         `${this.key}: ${(rate * 100).toFixed(2)}% of comparisons differ (over ${(guardrail.maxMismatchRate * 100).toFixed(2)}%); do not advance the stage`,
       );
     } else {
-      this.#logger.info({ event: 'flags.migration.guardrail.cleared', mismatchRate: rate, samples }, `${this.key}: mismatch rate back under the threshold`);
+      this.#logger.info(
+        { event: 'flags.migration.guardrail.cleared', mismatchRate: rate, samples },
+        `${this.key}: mismatch rate back under the threshold`,
+      );
     }
     try {
       this.#options.onGuardrail?.(event);
     } catch (error) {
-      this.#logger.error({ event: 'flags.migration.guardrail_listener_failed', error: errorMessage(error) }, 'onGuardrail threw');
+      this.#logger.error(
+        { event: 'flags.migration.guardrail_listener_failed', error: errorMessage(error) },
+        'onGuardrail threw',
+      );
     }
   }
 
@@ -712,7 +812,13 @@ export function structuralDiff(oldValue: unknown, newValue: unknown): { entries:
     }
     if (isDeepStrictEqual(a, b)) return;
     const bothObjects = typeof a === 'object' && a !== null && typeof b === 'object' && b !== null;
-    if (!bothObjects || depth >= MAX_DIFF_DEPTH || Array.isArray(a) !== Array.isArray(b) || a instanceof Date || b instanceof Date) {
+    if (
+      !bothObjects ||
+      depth >= MAX_DIFF_DEPTH ||
+      Array.isArray(a) !== Array.isArray(b) ||
+      a instanceof Date ||
+      b instanceof Date
+    ) {
       entries.push({ path: path === '' ? '$' : path, old: shorten(a), new: shorten(b) });
       return;
     }

@@ -20,11 +20,18 @@ describe('createOpenFeatureProvider', () => {
     });
     await OpenFeature.setProviderAndWait(createOpenFeatureProvider(flags));
     const client = OpenFeature.getClient();
-    expect(await client.getBooleanDetails('checkout-v2', false)).toMatchObject({ value: true, reason: 'TARGETING_MATCH' });
+    expect(await client.getBooleanDetails('checkout-v2', false)).toMatchObject({
+      value: true,
+      reason: 'TARGETING_MATCH',
+    });
     expect(await client.getBooleanDetails('switched-off', true)).toMatchObject({ value: false, reason: 'DISABLED' });
     expect(await client.getBooleanValue('per-tenant', false, { tenantId: 'acme' })).toBe(true);
     expect(await client.getBooleanValue('per-tenant', false, { tenantId: 'globex', targetingKey: 'u1' })).toBe(false);
-    expect(await client.getStringDetails('banner', 'none')).toMatchObject({ value: 'Hello', variant: 'blue', reason: 'SPLIT' });
+    expect(await client.getStringDetails('banner', 'none')).toMatchObject({
+      value: 'Hello',
+      variant: 'blue',
+      reason: 'SPLIT',
+    });
     expect(await client.getStringValue('plain', 'none')).toBe('control');
     expect(await client.getNumberValue('limit', 10)).toBe(250);
     expect(await client.getObjectValue('layout', {})).toEqual({ rows: 3 });
@@ -42,7 +49,9 @@ describe('createOpenFeatureProvider', () => {
     const flags = createTestFlags({ a: false });
     await OpenFeature.setProviderAndWait(createOpenFeatureProvider(flags));
     const client = OpenFeature.getClient();
-    const changed = new Promise<void>((resolve) => client.addHandler(ProviderEvents.ConfigurationChanged, () => resolve()));
+    const changed = new Promise<void>((resolve) =>
+      client.addHandler(ProviderEvents.ConfigurationChanged, () => resolve()),
+    );
     flags.set('a', true);
     await changed;
     expect(await client.getBooleanValue('a', false)).toBe(true);

@@ -68,7 +68,8 @@ class GantryOpenFeatureProvider implements Provider {
     } else if (status.consecutiveFailures === 0 && ((last?.consecutiveFailures ?? 0) > 0 || last?.unauthorized)) {
       this.events.emit(ProviderEvents.Ready, { message: 'Unleash is reachable again' });
     }
-    if (status.hash !== last?.hash) this.events.emit(ProviderEvents.ConfigurationChanged, { message: `flag configuration ${status.hash ?? ''}` });
+    if (status.hash !== last?.hash)
+      this.events.emit(ProviderEvents.ConfigurationChanged, { message: `flag configuration ${status.hash ?? ''}` });
   }
 
   async onClose(): Promise<void> {
@@ -77,25 +78,42 @@ class GantryOpenFeatureProvider implements Provider {
     if (this.#closeFlags) await this.#flags.close();
   }
 
-  async resolveBooleanEvaluation(flagKey: string, defaultValue: boolean, context: EvaluationContext): Promise<ResolutionDetails<boolean>> {
+  async resolveBooleanEvaluation(
+    flagKey: string,
+    defaultValue: boolean,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<boolean>> {
     const toggle = this.#flags.toggle(flagKey);
     if (toggle === undefined) return notFound(flagKey, defaultValue);
     const value = this.#flags.isEnabled(flagKey, this.#context(context), defaultValue);
     return {
       value,
-      reason: !toggle.enabled ? StandardResolutionReasons.DISABLED : value ? StandardResolutionReasons.TARGETING_MATCH : StandardResolutionReasons.DEFAULT,
+      reason: !toggle.enabled
+        ? StandardResolutionReasons.DISABLED
+        : value
+          ? StandardResolutionReasons.TARGETING_MATCH
+          : StandardResolutionReasons.DEFAULT,
     };
   }
 
-  async resolveStringEvaluation(flagKey: string, defaultValue: string, context: EvaluationContext): Promise<ResolutionDetails<string>> {
+  async resolveStringEvaluation(
+    flagKey: string,
+    defaultValue: string,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<string>> {
     return this.#resolveVariant(flagKey, defaultValue, context, (variant) => {
       if (variant.payload === undefined) return { ok: true, value: variant.name };
-      if (variant.payload.type === 'string' || variant.payload.type === 'csv') return { ok: true, value: variant.payload.value };
+      if (variant.payload.type === 'string' || variant.payload.type === 'csv')
+        return { ok: true, value: variant.payload.value };
       return { ok: false };
     });
   }
 
-  async resolveNumberEvaluation(flagKey: string, defaultValue: number, context: EvaluationContext): Promise<ResolutionDetails<number>> {
+  async resolveNumberEvaluation(
+    flagKey: string,
+    defaultValue: number,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<number>> {
     return this.#resolveVariant(flagKey, defaultValue, context, (variant) => {
       if (variant.payload?.type !== 'number') return { ok: false };
       const value = Number(variant.payload.value);
@@ -103,7 +121,11 @@ class GantryOpenFeatureProvider implements Provider {
     });
   }
 
-  async resolveObjectEvaluation<T extends JsonValue>(flagKey: string, defaultValue: T, context: EvaluationContext): Promise<ResolutionDetails<T>> {
+  async resolveObjectEvaluation<T extends JsonValue>(
+    flagKey: string,
+    defaultValue: T,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<T>> {
     return this.#resolveVariant(flagKey, defaultValue, context, (variant) => {
       if (variant.payload?.type !== 'json') return { ok: false };
       try {
@@ -148,12 +170,13 @@ class GantryOpenFeatureProvider implements Provider {
     let currentTime: Date | undefined;
     for (const [key, value] of Object.entries(context)) {
       if (value === undefined || value === null) continue;
-      if (key === 'targetingKey' || key === 'userId') userId = String(value as string);
-      else if (key === this.#tenantKey) tenantId = String(value as string);
-      else if (key === 'sessionId') sessionId = String(value as string);
-      else if (key === 'remoteAddress') remoteAddress = String(value as string);
+      if (key === 'targetingKey' || key === 'userId') userId = scalar(value);
+      else if (key === this.#tenantKey) tenantId = scalar(value);
+      else if (key === 'sessionId') sessionId = scalar(value);
+      else if (key === 'remoteAddress') remoteAddress = scalar(value);
       else if (key === 'currentTime' && value instanceof Date) currentTime = value;
-      else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') properties[key] = String(value);
+      else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        properties[key] = String(value);
       else if (value instanceof Date) properties[key] = value.toISOString();
     }
     return {
@@ -165,6 +188,13 @@ class GantryOpenFeatureProvider implements Provider {
       properties,
     };
   }
+}
+
+/** A context value as a string (objects as JSON). */
+function scalar(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value) ?? '';
 }
 
 function notFound<T>(flagKey: string, defaultValue: T): ResolutionDetails<T> {

@@ -135,26 +135,39 @@ export function resolveFlagsOptions(options: FlagsOptions): ResolvedFlagsOptions
   const offline = flag('offline', options.offline, false);
   const url = optionalString('url', options.url);
   if (url === undefined && !offline) {
-    throw invalid('Expected `url` to be the Unleash API URL (or `offline: true` to run from the bootstrap only), got undefined');
+    throw invalid(
+      'Expected `url` to be the Unleash API URL (or `offline: true` to run from the bootstrap only), got undefined',
+    );
   }
   if (url !== undefined && !/^https?:\/\//.test(url)) {
     throw invalid(`Expected \`url\` to be an http(s) URL, got ${describe(url)}`);
   }
   const appName = optionalString('appName', options.appName);
   if (appName === undefined) throw invalid('Expected `appName` to be a non-empty string, got undefined');
-  if (options.backupPath !== undefined && options.backupPath !== false) optionalString('backupPath', options.backupPath);
+  if (options.backupPath !== undefined && options.backupPath !== false)
+    optionalString('backupPath', options.backupPath);
   if (options.bootstrap !== undefined && (typeof options.bootstrap !== 'object' || options.bootstrap === null)) {
-    throw invalid(`Expected \`bootstrap\` to be Unleash's client features document or an array, got ${describe(options.bootstrap)}`);
+    throw invalid(
+      `Expected \`bootstrap\` to be Unleash's client features document or an array, got ${describe(options.bootstrap)}`,
+    );
   }
-  if (options.ambientContext !== undefined && options.ambientContext !== false && typeof options.ambientContext !== 'function') {
+  if (
+    options.ambientContext !== undefined &&
+    options.ambientContext !== false &&
+    typeof options.ambientContext !== 'function'
+  ) {
     throw invalid(`Expected \`ambientContext\` to be a function or false, got ${describe(options.ambientContext)}`);
   }
   if (options.customHeaders !== undefined) {
     for (const [key, value] of Object.entries(options.customHeaders)) {
-      if (typeof value !== 'string') throw invalid(`Expected \`customHeaders.${key}\` to be a string, got ${describe(value)}`);
+      if (typeof value !== 'string')
+        throw invalid(`Expected \`customHeaders.${key}\` to be a string, got ${describe(value)}`);
     }
   }
-  if (options.definitions !== undefined && (typeof options.definitions.get !== 'function' || !Array.isArray(options.definitions.names))) {
+  if (
+    options.definitions !== undefined &&
+    (typeof options.definitions.get !== 'function' || !Array.isArray(options.definitions.names))
+  ) {
     throw invalid('Expected `definitions` to be the registry returned by defineFlags()');
   }
   return Object.freeze({
@@ -189,7 +202,9 @@ const ENV_PREFIX = 'GANTRY_FLAGS_';
  * @example
  * const flags = createFlags({ appName: 'orders', ...flagsOptionsFromEnv(), definitions: FLAGS });
  */
-export function flagsOptionsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): Partial<FlagsOptions> {
+export function flagsOptionsFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Partial<FlagsOptions> {
   const read = (name: string): string | undefined => {
     const value = env[`${ENV_PREFIX}${name}`]?.trim();
     return value === undefined || value === '' ? undefined : value;

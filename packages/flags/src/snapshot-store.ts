@@ -133,7 +133,8 @@ export class SnapshotStore {
   async #readBootstrap(): Promise<{ data: ClientFeaturesResponse; savedAt: Date | undefined } | undefined> {
     const { bootstrapData, bootstrapPath, logger } = this.#options;
     try {
-      if (bootstrapData !== undefined) return { data: normalizeSnapshot(bootstrapData, 'bootstrap'), savedAt: undefined };
+      if (bootstrapData !== undefined)
+        return { data: normalizeSnapshot(bootstrapData, 'bootstrap'), savedAt: undefined };
       if (bootstrapPath === undefined) return undefined;
       const [text, info] = await Promise.all([readFile(bootstrapPath, 'utf8'), stat(bootstrapPath)]);
       return { data: parseSnapshot(text, bootstrapPath), savedAt: info.mtime };

@@ -12,7 +12,9 @@ describe('createTestFlags', () => {
       'per-tenant': (context: FlagContext) => context.tenantId === 'acme',
     });
     expect(flags.isEnabled('checkout-v2')).toBe(true);
+    // @ts-expect-error: names are typed from the values given.
     expect(flags.isEnabled('unknown')).toBe(false);
+    // @ts-expect-error: names are typed from the values given.
     expect(flags.isEnabled('unknown', {}, true)).toBe(true);
     expect(flags.variant('layout')).toEqual({
       name: 'compact',
@@ -22,7 +24,14 @@ describe('createTestFlags', () => {
     });
     expect(flags.isEnabled('per-tenant', { tenantId: 'acme' })).toBe(true);
     expect(flags.isEnabled('per-tenant', { tenantId: 'globex' })).toBe(false);
-    expect(flags.evaluations.map((evaluation) => evaluation.result)).toEqual([true, false, true, 'compact', true, false]);
+    expect(flags.evaluations.map((evaluation) => evaluation.result)).toEqual([
+      true,
+      false,
+      true,
+      'compact',
+      true,
+      false,
+    ]);
   });
 
   it('scopes withFlags overrides to one async call tree, so parallel tests do not see each other', async () => {
@@ -64,7 +73,7 @@ describe('createTestFlags', () => {
     expect(flags.info().contribute()).toMatchObject({ source: 'bootstrap' });
   });
 
-  it('drives a migration flag in users\' tests', async () => {
+  it("drives a migration flag in users' tests", async () => {
     const flags = createTestFlags({ 'dual-write-x': 'dualwrite' });
     const writes: string[] = [];
     const migration = createMigrationFlag(flags, 'dual-write-x', {

@@ -4,14 +4,19 @@ import type { Check, InfoContributor } from '@gantry/health';
 import type { FlagContext } from './context.ts';
 import { DISABLED_VARIANT, findExpiredFlags, type ExpiredFlag, type FlagRegistry } from './definitions.ts';
 import { FlagsError } from './errors.ts';
-import { canonicalJson, type Flags, type FlagPayload, type FlagsStatus, type FlagToggle, type FlagVariant } from './flags.ts';
+import {
+  canonicalJson,
+  type Flags,
+  type FlagPayload,
+  type FlagsStatus,
+  type FlagToggle,
+  type FlagVariant,
+} from './flags.ts';
 import type { FlagsClock } from './options.ts';
 
 /** A toggle as a test wants it: on/off, a variant name (on), or the full shape. */
 export type TestToggle =
-  | boolean
-  | string
-  | { readonly enabled?: boolean; readonly variant?: string; readonly payload?: FlagPayload };
+  boolean | string | { readonly enabled?: boolean; readonly variant?: string; readonly payload?: FlagPayload };
 
 /** A fixed {@link TestToggle}, or one computed from the evaluation context (e.g. per tenant). */
 export type TestFlagValue = TestToggle | ((context: FlagContext) => TestToggle);
@@ -76,7 +81,10 @@ function resolveToggle(value: TestToggle): ResolvedToggle {
   if (typeof value === 'object' && value !== null) {
     return { enabled: value.enabled ?? true, variant: value.variant, payload: value.payload };
   }
-  throw new FlagsError('GANTRY_FLAGS_INVALID_OPTIONS', `Expected a test flag value to be a boolean, a variant name or an object, got ${typeof value}`);
+  throw new FlagsError(
+    'GANTRY_FLAGS_INVALID_OPTIONS',
+    `Expected a test flag value to be a boolean, a variant name or an object, got ${typeof value}`,
+  );
 }
 
 class InMemoryFlags<N extends string> implements TestFlags<N> {
@@ -241,7 +249,10 @@ class InMemoryFlags<N extends string> implements TestFlags<N> {
     return {
       name: options.name ?? 'flags',
       critical: options.critical ?? true,
-      run: async () => ({ status: this.#ready ? 'UP' : 'DOWN', data: { source: this.status.source, toggles: this.#values.size } }),
+      run: async () => ({
+        status: this.#ready ? 'UP' : 'DOWN',
+        data: { source: this.status.source, toggles: this.#values.size },
+      }),
     };
   }
 

@@ -35,7 +35,11 @@ export function recordingLogger(): { logger: FlagsLogger; lines: RecordedLine[];
 }
 
 /** Polls `probe` until it returns true; throws with `what` after `timeoutMs`. */
-export async function waitFor(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  probe: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

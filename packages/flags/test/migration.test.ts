@@ -63,7 +63,10 @@ afterAll(async () => {
 });
 
 async function moveTo(stage: string): Promise<void> {
-  await admin.updateStrategy(toggle, strategyId, { name: 'flexibleRollout', variants: [{ name: stage, weight: 1000 }] });
+  await admin.updateStrategy(toggle, strategyId, {
+    name: 'flexibleRollout',
+    variants: [{ name: stage, weight: 1000 }],
+  });
   await waitFor(`variant ${stage}`, () => flags.variant(toggle, {}).name === stage);
 }
 
@@ -78,11 +81,16 @@ async function scans(): Promise<Record<string, number>> {
 }
 
 async function rowsIn(table: 'orders_old' | 'orders_new', id: number): Promise<number> {
-  const { rows } = await statsPool.query<{ count: string }>(`SELECT count(*)::text AS count FROM ${table} WHERE id = $1`, [id]);
+  const { rows } = await statsPool.query<{ count: string }>(
+    `SELECT count(*)::text AS count FROM ${table} WHERE id = $1`,
+    [id],
+  );
   return Number(rows[0]!.count);
 }
 
-function ordersMigration(options: { events?: MigrationGuardrailEvent[]; logger?: ReturnType<typeof recordingLogger>['logger'] } = {}) {
+function ordersMigration(
+  options: { events?: MigrationGuardrailEvent[]; logger?: ReturnType<typeof recordingLogger>['logger'] } = {},
+) {
   return createMigrationFlag(flags, toggle, {
     readOld: async (id: number) => {
       const { rows } = await pool.query<{ id: number; customer: string; total_cents: number }>(
@@ -103,11 +111,19 @@ function ordersMigration(options: { events?: MigrationGuardrailEvent[]; logger?:
         : { id: row.id, customer: row.customer_name, totalCents: Math.round(Number(row.total) * 100) };
     },
     writeOld: async (order: Order) => {
-      await pool.query('INSERT INTO orders_old (id, customer, total_cents) VALUES ($1, $2, $3)', [order.id, order.customer, order.totalCents]);
+      await pool.query('INSERT INTO orders_old (id, customer, total_cents) VALUES ($1, $2, $3)', [
+        order.id,
+        order.customer,
+        order.totalCents,
+      ]);
       return order.id;
     },
     writeNew: async (order: Order) => {
-      await pool.query('INSERT INTO orders_new (id, customer_name, total) VALUES ($1, $2, $3)', [order.id, order.customer, order.totalCents / 100]);
+      await pool.query('INSERT INTO orders_new (id, customer_name, total) VALUES ($1, $2, $3)', [
+        order.id,
+        order.customer,
+        order.totalCents / 100,
+      ]);
       return order.id;
     },
     registry: new Registry(),
@@ -117,14 +133,15 @@ function ordersMigration(options: { events?: MigrationGuardrailEvent[]; logger?:
   });
 }
 
-const EXPECTED: Record<MigrationStage, { reads: [old: number, fresh: number]; writes: [old: number, fresh: number] }> = {
-  off: { reads: [1, 0], writes: [1, 0] },
-  dualwrite: { reads: [1, 0], writes: [1, 1] },
-  shadow: { reads: [1, 1], writes: [1, 1] },
-  live: { reads: [1, 1], writes: [1, 1] },
-  rampdown: { reads: [0, 1], writes: [1, 1] },
-  complete: { reads: [0, 1], writes: [0, 1] },
-};
+const EXPECTED: Record<MigrationStage, { reads: [old: number, fresh: number]; writes: [old: number, fresh: number] }> =
+  {
+    off: { reads: [1, 0], writes: [1, 0] },
+    dualwrite: { reads: [1, 0], writes: [1, 1] },
+    shadow: { reads: [1, 1], writes: [1, 1] },
+    live: { reads: [1, 1], writes: [1, 1] },
+    rampdown: { reads: [0, 1], writes: [1, 1] },
+    complete: { reads: [0, 1], writes: [0, 1] },
+  };
 
 describe('a migration flag moved through every stage on real tables', () => {
   it('reads and writes the tables each stage names, compares in shadow/live, and refuses a jump back out of complete', async () => {
@@ -138,7 +155,9 @@ describe('a migration flag moved through every stage on real tables', () => {
       id += 1;
       const order: Order = { id, customer: `customer ${id}`, totalCents: 1234 };
       await migration.write(request, order);
-      expect([await rowsIn('orders_old', id), await rowsIn('orders_new', id)], `${stage} writes`).toEqual(EXPECTED[stage].writes);
+      expect([await rowsIn('orders_old', id), await rowsIn('orders_new', id)], `${stage} writes`).toEqual(
+        EXPECTED[stage].writes,
+      );
 
       const before = await scans();
       const consistentBefore = migration.stats.consistent;
@@ -184,7 +203,10 @@ describe('a migration flag moved through every stage on real tables', () => {
     expect(diff?.fields['diff']).toEqual({ entries: [{ path: 'totalCents', old: 5000, new: 5100 }], truncated: false });
     expect(events).toMatchObject([{ state: 'tripped', migration: toggle, samples: 3, mismatchRate: 1 }]);
     const result = await check.run(AbortSignal.timeout(1_000));
-    expect(result).toMatchObject({ status: 'DOWN', data: { inconsistent: 3, reason: 'mismatch rate over the guardrail threshold' } });
+    expect(result).toMatchObject({
+      status: 'DOWN',
+      data: { inconsistent: 3, reason: 'mismatch rate over the guardrail threshold' },
+    });
     expect(check.critical).toBe(false);
   });
 });

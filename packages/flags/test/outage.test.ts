@@ -11,7 +11,11 @@ let unleash: UnleashServer;
 let flags: Flags | undefined;
 
 beforeAll(async () => {
-  unleash = await startUnleash({ runDirectory: createRunDirectory('flags-outage'), postgres: server('postgres'), name: 'unleash-outage' });
+  unleash = await startUnleash({
+    runDirectory: createRunDirectory('flags-outage'),
+    postgres: server('postgres'),
+    name: 'unleash-outage',
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -25,7 +29,10 @@ describe('Unleash stopped mid-run', () => {
     const toggle = uniqueName('outage');
     await admin.createContextField('tenantId');
     await admin.createToggle(toggle);
-    await admin.addStrategy(toggle, { name: 'default', constraints: [{ contextName: 'tenantId', operator: 'IN', values: ['acme'] }] });
+    await admin.addStrategy(toggle, {
+      name: 'default',
+      constraints: [{ contextName: 'tenantId', operator: 'IN', values: ['acme'] }],
+    });
     await admin.enable(toggle);
 
     const log = recordingLogger();
@@ -55,13 +62,22 @@ describe('Unleash stopped mid-run', () => {
     expect(during.status).toBe('UP');
     expect(during.data).toMatchObject({ source: 'unleash', failures: expect.any(Number), error: expect.any(String) });
     // The first failure is a warning; the next ones only debug lines, so an outage does not flood the logs.
-    expect(log.lines.filter((line) => line.fields['event'] === 'flags.sync.failed' && line.level === 'warn')).toHaveLength(1);
-    expect(await registry.getSingleMetricAsString('gantry_flags_syncs_total')).toMatch(/outcome="failed"} [3-9]|outcome="failed"} \d\d/);
+    expect(
+      log.lines.filter((line) => line.fields['event'] === 'flags.sync.failed' && line.level === 'warn'),
+    ).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('gantry_flags_syncs_total')).toMatch(
+      /outcome="failed"} [3-9]|outcome="failed"} \d\d/,
+    );
 
     await unleash.start();
     await admin.updateStrategy(
       toggle,
-      ((await admin.request('GET', `projects/default/features/${toggle}/environments/${unleash.environment}/strategies`)) as { id: string }[])[0]!.id,
+      (
+        (await admin.request(
+          'GET',
+          `projects/default/features/${toggle}/environments/${unleash.environment}/strategies`,
+        )) as { id: string }[]
+      )[0]!.id,
       { name: 'default', constraints: [{ contextName: 'tenantId', operator: 'IN', values: ['acme', 'globex'] }] },
     );
     await waitFor('the change made after the restart', () => client.isEnabled(toggle, { tenantId: 'globex' }), 30_000);

@@ -26,7 +26,7 @@ function client<N extends string = string>(options: Partial<FlagsOptions<N>> = {
     registry: new Registry(),
     ...options,
   });
-  clients.push(flags as Flags);
+  clients.push(flags);
   return flags;
 }
 
@@ -74,7 +74,10 @@ describe('createFlags against a real Unleash', () => {
       payload: { type: 'json', value: '{"rows":3}' },
     });
     expect(flags.isEnabled(uniqueName('never-created'))).toBe(false);
-    expect(flags.info().contribute()).toMatchObject({ source: 'unleash', hash: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(flags.info().contribute()).toMatchObject({
+      source: 'unleash',
+      hash: expect.stringMatching(/^[0-9a-f]{16}$/),
+    });
     const check = await flags.check().run(AbortSignal.timeout(1_000));
     expect(check).toMatchObject({ status: 'UP', data: { source: 'unleash', synchronized: true, failures: 0 } });
   });
@@ -118,7 +121,10 @@ describe('createFlags against a real Unleash', () => {
   it('warns about flags the code defines but Unleash does not know', async () => {
     const log = recordingLogger();
     const missing = uniqueName('not-in-unleash');
-    const flags = client({ logger: log.logger, definitions: defineFlags({ [names.plain]: {}, [missing]: { default: true } }) });
+    const flags = client({
+      logger: log.logger,
+      definitions: defineFlags({ [names.plain]: {}, [missing]: { default: true } }),
+    });
     await flags.ready({ timeoutMs: 20_000, require: 'sync' });
     expect(log.lines.find((line) => line.fields['event'] === 'flags.flag.missing')?.fields['flags']).toEqual([missing]);
     expect(flags.isEnabled(missing)).toBe(true);
@@ -131,7 +137,9 @@ describe('createFlags against a real Unleash', () => {
     await first.ready({ timeoutMs: 20_000, require: 'sync' });
     const file = join(backupPath, `gantry-flags-${appName}.json`);
     await waitFor('the backup file', () => existsSync(file));
-    expect(JSON.parse(readFileSync(file, 'utf8')).features.map((feature: { name: string }) => feature.name)).toContain(names.plain);
+    expect(JSON.parse(readFileSync(file, 'utf8')).features.map((feature: { name: string }) => feature.name)).toContain(
+      names.plain,
+    );
     await first.close();
 
     const unreachable = `http://127.0.0.1:${await freePort()}/api`;
@@ -166,7 +174,9 @@ describe('a wrong Unleash token', () => {
   it('still serves a bootstrap, but the check stays DOWN', async () => {
     const flags = client({
       token: 'not-a-token',
-      bootstrap: [{ name: names.plain, enabled: true, strategies: [{ name: 'default', parameters: {}, constraints: [] }] }],
+      bootstrap: [
+        { name: names.plain, enabled: true, strategies: [{ name: 'default', parameters: {}, constraints: [] }] },
+      ],
     });
     await flags.ready({ timeoutMs: 10_000 });
     expect(flags.isEnabled(names.plain)).toBe(true);
@@ -184,6 +194,9 @@ describe('the OpenFeature provider against a real Unleash', () => {
     expect(await of.getBooleanValue(names.tenant, false, { targetingKey: 'u-1', tenantId: 'acme' })).toBe(true);
     expect(await of.getBooleanValue(names.tenant, false, { targetingKey: 'u-1', tenantId: 'globex' })).toBe(false);
     expect(await of.getObjectValue(names.variants, {}, { targetingKey: 'u-1' })).toEqual({ rows: 3 });
-    expect(await of.getBooleanDetails(uniqueName('absent'), true)).toMatchObject({ value: true, errorCode: 'FLAG_NOT_FOUND' });
+    expect(await of.getBooleanDetails(uniqueName('absent'), true)).toMatchObject({
+      value: true,
+      errorCode: 'FLAG_NOT_FOUND',
+    });
   });
 });
