@@ -34,6 +34,29 @@ export function recordingLogger(): { logger: FlagsLogger; lines: RecordedLine[];
   return { logger: make(), lines, events: () => lines.map((line) => line.fields['event']) };
 }
 
+/**
+ * Waits until Unleash's client API serves every toggle in `names`: the server answers from a cache that follows
+ * admin changes a moment later, so a client created right after an admin call may not see them in its first sync.
+ */
+export async function visibleToClients(
+  unleash: { url: string; clientToken: string },
+  names: readonly string[],
+): Promise<void> {
+  await waitFor(
+    `toggles ${names.join(', ')} in the client API`,
+    async () => {
+      const response = await fetch(`${unleash.url}/api/client/features`, {
+        headers: { Authorization: unleash.clientToken },
+        signal: AbortSignal.timeout(5_000),
+      });
+      const body = (await response.json()) as { features: { name: string }[] };
+      const served = new Set(body.features.map((feature) => feature.name));
+      return names.every((name) => served.has(name));
+    },
+    30_000,
+  );
+}
+
 /** Polls `probe` until it returns true; throws with `what` after `timeoutMs`. */
 export async function waitFor(
   what: string,

@@ -5,7 +5,7 @@ import { server } from '@gantry/test-harness/vitest';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFlags, type Flags } from '../src/index.ts';
-import { recordingLogger, uniqueName, waitFor } from './helpers.ts';
+import { recordingLogger, uniqueName, visibleToClients, waitFor } from './helpers.ts';
 
 let unleash: UnleashServer;
 let flags: Flags | undefined;
@@ -34,6 +34,7 @@ describe('Unleash stopped mid-run', () => {
       constraints: [{ contextName: 'tenantId', operator: 'IN', values: ['acme'] }],
     });
     await admin.enable(toggle);
+    await visibleToClients(unleash, [toggle]);
 
     const log = recordingLogger();
     const registry = new Registry();

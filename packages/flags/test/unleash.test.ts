@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFlags, defineFlags, isFlagsError, type Flags, type FlagsOptions } from '../src/index.ts';
 import { createOpenFeatureProvider } from '../src/openfeature.ts';
-import { recordingLogger, tempDirectory, uniqueName, waitFor } from './helpers.ts';
+import { recordingLogger, tempDirectory, uniqueName, visibleToClients, waitFor } from './helpers.ts';
 
 const unleash = server('unleash');
 const admin = unleashAdmin(unleash);
@@ -53,6 +53,7 @@ beforeAll(async () => {
     variants: [{ name: 'compact', weight: 1000, payload: { type: 'json', value: '{"rows":3}' } }],
   });
   await admin.enable(names.variants);
+  await visibleToClients(unleash, Object.values(names));
 });
 
 afterAll(async () => {
