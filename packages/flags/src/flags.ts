@@ -122,7 +122,8 @@ export interface Flags<N extends string = string> {
   expired(): readonly ExpiredFlag[];
 }
 
-const READY_POLL_TIMEOUT_MS = 2_000;
+/** Timeout of one run of the readiness check (it answers from memory). */
+export const DEFAULT_CHECK_TIMEOUT_MS = 1_000;
 const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
 const UNAUTHORIZED_PATTERN = /responded (401|403)\b/;
 
@@ -171,6 +172,9 @@ class UnleashFlags<N extends string> implements Flags<N> {
   #failures = 0;
   #lastError: string | null = null;
   #unauthorized = false;
+  /** Bumped on every state change, so `status` is built once per change rather than once per read. */
+  #version = 0;
+  #statusCache: { version: number; status: FlagsStatus } | undefined;
 
   constructor(options: FlagsOptions<N>) {
     this.#options = resolveFlagsOptions(options);
@@ -383,6 +387,14 @@ class UnleashFlags<N extends string> implements Flags<N> {
   // ── state ──────────────────────────────────────────────────────────────────────────────────────────────────
 
   get status(): FlagsStatus {
+    const cached = this.#statusCache;
+    if (cached?.version === this.#version) return cached.status;
+    const status = this.#buildStatus();
+    this.#statusCache = { version: this.#version, status };
+    return status;
+  }
+
+  #buildStatus(): FlagsStatus {
     return {
       ready: this.#ready,
       synchronized: this.#synchronized,
@@ -436,6 +448,7 @@ class UnleashFlags<N extends string> implements Flags<N> {
     const unleash = this.#unleash;
     const app = this.#options.appName;
     unleash.on('ready', () => {
+      this.#version += 1;
       const first = !this.#ready;
       this.#ready = true;
       this.#metrics.ready.set({ app }, 1);
@@ -450,6 +463,7 @@ class UnleashFlags<N extends string> implements Flags<N> {
       if (first || changed) this.#notify();
     });
     unleash.on('changed', () => {
+      this.#version += 1;
       this.#pollSucceeded('changed');
       const firstSync = !this.#synchronized;
       this.#synchronized = true;
@@ -480,6 +494,7 @@ class UnleashFlags<N extends string> implements Flags<N> {
 
   /** Records a successful poll; returns whether that ended an outage. */
   #pollSucceeded(outcome: 'changed' | 'unchanged'): boolean {
+    this.#version += 1;
     const app = this.#options.appName;
     this.#lastSyncAt = this.#clock.now();
     this.#metrics.syncs.inc({ app, outcome });
@@ -495,6 +510,7 @@ class UnleashFlags<N extends string> implements Flags<N> {
   }
 
   #onError(error: unknown): void {
+    this.#version += 1;
     const message = errorMessage(error);
     const app = this.#options.appName;
     if (message.startsWith('Unleash Metrics error')) {
@@ -600,7 +616,7 @@ class UnleashFlags<N extends string> implements Flags<N> {
     return {
       name: options.name ?? 'flags',
       critical: options.critical ?? true,
-      timeoutMs: options.timeoutMs ?? READY_POLL_TIMEOUT_MS / 2,
+      timeoutMs: options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS,
       run: async (): Promise<CheckResult> => {
         const status = this.status;
         const data: Record<string, string | number | boolean> = {

@@ -5,7 +5,7 @@ export { DISABLED_VARIANT, defineFlags } from './definitions.ts';
 export type { ExpiredFlag, FlagDefinition, FlagRegistry, NormalizedFlagDefinition } from './definitions.ts';
 export { FLAGS_ERROR_CODES, FlagsError, isFlagsError } from './errors.ts';
 export type { FlagsErrorCode } from './errors.ts';
-export { createFlags } from './flags.ts';
+export { DEFAULT_CHECK_TIMEOUT_MS, createFlags } from './flags.ts';
 export type {
   FlagPayload,
   Flags,

@@ -32,7 +32,6 @@ export interface SnapshotStoreOptions {
 export class SnapshotStore {
   readonly #options: SnapshotStoreOptions;
   #directory: string | undefined;
-  #memory: ClientFeaturesResponse | undefined;
   #writeFailed = false;
 
   constructor(options: SnapshotStoreOptions) {
@@ -85,7 +84,6 @@ export class SnapshotStore {
   }
 
   async set(_key: string, data: ClientFeaturesResponse): Promise<void> {
-    this.#memory = data;
     const directory = this.#directory;
     if (directory === undefined) return;
     const file = this.#file(directory);
@@ -112,7 +110,6 @@ export class SnapshotStore {
   }
 
   async #readBackup(): Promise<{ data: ClientFeaturesResponse; savedAt: Date | undefined } | undefined> {
-    if (this.#memory !== undefined) return { data: this.#memory, savedAt: undefined };
     const file = this.backupFile;
     if (file === undefined) return undefined;
     try {
