@@ -1,5 +1,6 @@
 import type * as OpenTelemetryApi from '@opentelemetry/api';
 import type { Context as UnleashContext } from 'unleash-client';
+import { DEFAULT_TENANT_PROPERTY } from './options.ts';
 
 type Properties = NonNullable<UnleashContext['properties']>;
 
@@ -45,13 +46,20 @@ export async function loadBaggageReader(): Promise<AmbientContextReader | undefi
     return undefined;
   }
   const { propagation, context } = api;
+  // OTel contexts are immutable and one request keeps the same active context across its evaluations, so the
+  // entries read for the last context are reused until the active context changes.
+  let lastContext: unknown;
+  let lastIdentity: AmbientContext | undefined;
   return () => {
-    const baggage = propagation.getBaggage(context.active());
-    if (baggage === undefined) return undefined;
-    return {
-      tenantId: baggage.getEntry(TENANT_BAGGAGE_KEY)?.value,
-      userId: baggage.getEntry(USER_BAGGAGE_KEY)?.value,
-    };
+    const active = context.active();
+    if (active === lastContext) return lastIdentity;
+    const baggage = propagation.getBaggage(active);
+    lastContext = active;
+    lastIdentity =
+      baggage === undefined
+        ? undefined
+        : { tenantId: baggage.getEntry(TENANT_BAGGAGE_KEY)?.value, userId: baggage.getEntry(USER_BAGGAGE_KEY)?.value };
+    return lastIdentity;
   };
 }
 
@@ -70,25 +78,36 @@ export function effectiveIdentity(
   return { tenantId, userId };
 }
 
-/** Builds the context object unleash-client evaluates. */
+/**
+ * Builds the context object unleash-client evaluates. This runs on every evaluation: it reads the ambient context
+ * only when the caller left a gap, and sets only the keys that have a value (what a hand-written context holds).
+ */
 export function toUnleashContext(
   context: FlagContext | undefined,
   ambient: AmbientContextReader | undefined,
   tenantProperty: string,
 ): UnleashContext {
-  const { tenantId, userId } = effectiveIdentity(context, ambient);
-  const result: UnleashContext = {};
-  if (userId !== undefined) result.userId = userId;
+  let tenantId = context?.tenantId;
+  let userId = context?.userId;
+  if ((tenantId === undefined || userId === undefined) && ambient !== undefined) {
+    const found = ambient();
+    if (found !== undefined) {
+      tenantId ??= found.tenantId;
+      userId ??= found.userId;
+    }
+  }
+  let properties = context?.properties as Properties | undefined;
+  if (tenantId !== undefined) {
+    if (properties !== undefined) properties = { ...properties, [tenantProperty]: tenantId };
+    else if (tenantProperty === DEFAULT_TENANT_PROPERTY) properties = { tenantId };
+    else properties = { [tenantProperty]: tenantId };
+  }
+  const result: UnleashContext = userId === undefined ? {} : { userId };
+  if (properties !== undefined) result.properties = properties;
   if (context !== undefined) {
     if (context.sessionId !== undefined) result.sessionId = context.sessionId;
     if (context.remoteAddress !== undefined) result.remoteAddress = context.remoteAddress;
     if (context.currentTime !== undefined) result.currentTime = context.currentTime;
-  }
-  const properties = context?.properties;
-  if (tenantId !== undefined) {
-    result.properties = { ...(properties as Properties | undefined), [tenantProperty]: tenantId };
-  } else if (properties !== undefined) {
-    result.properties = properties;
   }
   return result;
 }
