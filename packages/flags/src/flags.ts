@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Check, CheckResult, InfoContributor } from '@gantry/health';
+import type { Check, CheckResult, InfoContributor, ShutdownHook } from '@gantry/health';
 import { Unleash, type Variant as UnleashVariant } from 'unleash-client';
 import {
   effectiveIdentity,
@@ -118,6 +118,8 @@ export interface Flags<N extends string = string> {
   check(options?: FlagsCheckOptions): Check;
   /** The `/q/info` section `flags: { hash, source, updatedAt }`. */
   info(): InfoContributor;
+  /** A graceful-shutdown step that closes the client (stops polling, sends the last usage counts). */
+  shutdownHook(): ShutdownHook;
   /** Flags of the registry past their expiry date. */
   expired(): readonly ExpiredFlag[];
 }
@@ -652,6 +654,10 @@ class UnleashFlags<N extends string> implements Flags<N> {
         return { hash: status.hash, source: status.source, updatedAt: status.updatedAt };
       },
     };
+  }
+
+  shutdownHook(): ShutdownHook {
+    return { name: 'flags', timeoutMs: CLOSE_FLUSH_TIMEOUT_MS + 1_000, run: () => this.close() };
   }
 }
 

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Check, CheckResult } from '@gantry/health';
+import type { Check, CheckResult, ShutdownHook } from '@gantry/health';
 import type { FlagContext } from './context.ts';
 import { describe } from './definitions.ts';
 import { FlagsError } from './errors.ts';
@@ -114,7 +114,7 @@ export interface MigrationFlagOptions<RI, R, WI, W> {
   readonly shadowMode?: 'background' | 'await';
   /** Share of reads in `shadow`/`live` that also read the other side. @default 1 */
   readonly shadowSampleRatio?: number;
-  /** Background comparison reads in flight at most; more are skipped and counted. @default 16 */
+  /** Background comparison reads in flight at most; more are skipped and counted. Keep it well below the connection pool size, so comparisons never starve requests of connections. @default 4 */
   readonly maxConcurrentShadowReads?: number;
   /** @default 5_000 */
   readonly shadowTimeoutMs?: number;
@@ -166,6 +166,8 @@ export interface MigrationFlag<RI, R, WI, W> {
   check(options?: { readonly name?: string; readonly critical?: boolean }): Check;
   /** Resolves once the background comparisons started so far have finished. */
   settled(): Promise<void>;
+  /** A graceful-shutdown step that waits (bounded by its timeout) for background comparisons in flight. */
+  shutdownHook(options?: { readonly timeoutMs?: number }): ShutdownHook;
 }
 
 /** Default maximum mismatch rate of the guardrail. */
@@ -175,7 +177,7 @@ export const DEFAULT_GUARDRAIL_MIN_SAMPLES = 20;
 /** Default guardrail window. */
 export const DEFAULT_GUARDRAIL_WINDOW_MS = 60_000;
 /** Default cap of background comparison reads. */
-export const DEFAULT_MAX_CONCURRENT_SHADOW_READS = 16;
+export const DEFAULT_MAX_CONCURRENT_SHADOW_READS = 4;
 /** Default timeout of a background comparison read. */
 export const DEFAULT_SHADOW_TIMEOUT_MS = 5_000;
 /** Default lifetime of a stage pinned to a context object. */
@@ -782,6 +784,14 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
 
   async settled(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  shutdownHook(options: { readonly timeoutMs?: number } = {}): ShutdownHook {
+    return {
+      name: `migration:${this.key}`,
+      timeoutMs: options.timeoutMs ?? this.#shadowTimeoutMs,
+      run: () => this.settled(),
+    };
   }
 }
 

@@ -88,3 +88,28 @@ describe('createTestFlags', () => {
     expect(writes).toEqual(['old', 'old', 'new']);
   });
 });
+
+describe('shutdown hooks', () => {
+  it('close the test client and wait for background comparisons', async () => {
+    const flags = createTestFlags({ 'dual-write-x': 'shadow' });
+    let release: () => void = () => undefined;
+    const migration = createMigrationFlag(flags, 'dual-write-x', {
+      registry: new Registry(),
+      readOld: async () => 1,
+      readNew: () => new Promise<number>((resolve) => (release = () => resolve(1))),
+      writeOld: async () => undefined,
+      writeNew: async () => undefined,
+    });
+    await migration.read({}, 'id');
+    const hook = migration.shutdownHook();
+    let done = false;
+    const running = hook.run(AbortSignal.timeout(1_000)).then(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(done).toBe(false);
+    release();
+    await running;
+    expect(migration.stats.consistent).toBe(1);
+    await flags.shutdownHook().run(AbortSignal.timeout(1_000));
+    await expect(flags.ready()).rejects.toMatchObject({ code: 'GANTRY_FLAGS_CLOSED' });
+  });
+});

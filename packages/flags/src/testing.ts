@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
-import type { Check, InfoContributor } from '@gantry/health';
+import type { Check, InfoContributor, ShutdownHook } from '@gantry/health';
 import type { FlagContext } from './context.ts';
 import { DISABLED_VARIANT, findExpiredFlags, type ExpiredFlag, type FlagRegistry } from './definitions.ts';
 import { FlagsError } from './errors.ts';
@@ -264,6 +264,10 @@ class InMemoryFlags<N extends string> implements TestFlags<N> {
         return { hash, source, updatedAt };
       },
     };
+  }
+
+  shutdownHook(): ShutdownHook {
+    return { name: 'flags', run: () => this.close() };
   }
 
   expired(): readonly ExpiredFlag[] {
