@@ -1,4 +1,7 @@
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { context, propagation } from '@opentelemetry/api';
@@ -208,5 +211,35 @@ describe('createFlags variants and metrics', () => {
     });
     expect((await flags.check().run(AbortSignal.timeout(1_000))).data).toMatchObject({ expiredFlags: 1 });
     expect(await registry.metrics()).toContain('gantry_flags_expired_flags{app="unit"} 1');
+  });
+});
+
+describe('createFlags lifecycle', () => {
+  it('regression: close() during start() leaves no client polling in the background', async () => {
+    let polls = 0;
+    const server = createServer((request, response) => {
+      if (request.url?.startsWith('/api/client/features')) polls += 1;
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"version":2,"features":[]}');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    try {
+      const flags = createFlags({
+        url: `http://127.0.0.1:${port}/api`,
+        appName: 'closing',
+        refreshIntervalMs: 100,
+        backupPath: false,
+        sendUsageMetrics: false,
+        registry: new Registry(),
+      });
+      const starting = flags.start();
+      await flags.close();
+      await starting;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(polls).toBe(0);
+    } finally {
+      server.close();
+    }
   });
 });

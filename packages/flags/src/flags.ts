@@ -307,6 +307,8 @@ class UnleashFlags<N extends string> implements Flags<N> {
       },
       'starting the flag client',
     );
+    // close() may have been called while we awaited above: a destroyed client must not start polling again.
+    if (this.#closed !== undefined) return;
     // unleash-client's start() resolves after the first poll; we do not wait for it here (ready() does).
     this.#unleash.start().catch((error: unknown) => {
       this.#logger.error(
@@ -369,6 +371,7 @@ class UnleashFlags<N extends string> implements Flags<N> {
 
   async #close(): Promise<void> {
     for (const waiter of [...this.#waiters]) waiter.reject(closedError());
+    await this.#started?.catch(() => undefined);
     if (this.#started !== undefined && !this.#options.offline && this.#options.sendUsageMetrics) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
