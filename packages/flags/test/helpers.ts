@@ -35,7 +35,7 @@ export function recordingLogger(): { logger: FlagsLogger; lines: RecordedLine[];
 }
 
 /**
- * Waits until Unleash's client API serves every toggle in `names`: the server answers from a cache that follows
+ * Waits until Unleash's client API serves every toggle in `names`, enabled: the server answers from a cache that follows
  * admin changes a moment later, so a client created right after an admin call may not see them in its first sync.
  */
 export async function visibleToClients(
@@ -49,9 +49,9 @@ export async function visibleToClients(
         headers: { Authorization: unleash.clientToken },
         signal: AbortSignal.timeout(5_000),
       });
-      const body = (await response.json()) as { features: { name: string }[] };
-      const served = new Set(body.features.map((feature) => feature.name));
-      return names.every((name) => served.has(name));
+      const body = (await response.json()) as { features: { name: string; enabled: boolean }[] };
+      const enabled = new Set(body.features.filter((feature) => feature.enabled).map((feature) => feature.name));
+      return names.every((name) => enabled.has(name));
     },
     30_000,
   );
