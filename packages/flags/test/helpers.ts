@@ -1,8 +1,10 @@
 // Shared bits of the integration tests: unique toggle names, a recording logger and polling.
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InMemStorageProvider, Unleash } from 'unleash-client';
 import type { FlagsLogger } from '../src/index.ts';
 
 /** A toggle name no other test (or earlier run against the same server) uses. */
@@ -35,23 +37,35 @@ export function recordingLogger(): { logger: FlagsLogger; lines: RecordedLine[];
 }
 
 /**
- * Waits until Unleash's client API serves every toggle in `names`, enabled: the server answers from a cache that follows
- * admin changes a moment later, so a client created right after an admin call may not see them in its first sync.
+ * Waits until a fresh SDK client is served every toggle in `names`, enabled. Unleash answers SDKs from a cache that
+ * follows admin changes a moment later (and a plain HTTP request can be answered from a fresher one), so a client
+ * created right after an admin call may not see the change in its first sync; this probes with a real
+ * unleash-client, which gets the same answers as the client under test.
  */
 export async function visibleToClients(
   unleash: { url: string; clientToken: string },
   names: readonly string[],
 ): Promise<void> {
   await waitFor(
-    `toggles ${names.join(', ')} in the client API`,
+    `toggles ${names.join(', ')} served to SDK clients`,
     async () => {
-      const response = await fetch(`${unleash.url}/api/client/features`, {
-        headers: { Authorization: unleash.clientToken },
-        signal: AbortSignal.timeout(5_000),
+      const probe = new Unleash({
+        url: `${unleash.url}/api`,
+        appName: uniqueName('probe'),
+        customHeaders: { Authorization: unleash.clientToken },
+        refreshInterval: 60_000,
+        disableMetrics: true,
+        storageProvider: new InMemStorageProvider(),
+        skipInstanceCountWarning: true,
       });
-      const body = (await response.json()) as { features: { name: string; enabled: boolean }[] };
-      const enabled = new Set(body.features.filter((feature) => feature.enabled).map((feature) => feature.name));
-      return names.every((name) => enabled.has(name));
+      probe.on('error', () => undefined);
+      probe.on('warn', () => undefined);
+      try {
+        await Promise.race([once(probe, 'synchronized'), new Promise((resolve) => setTimeout(resolve, 5_000))]);
+        return names.every((name) => probe.getFeatureToggleDefinition(name)?.enabled === true);
+      } finally {
+        probe.destroy();
+      }
     },
     30_000,
   );
