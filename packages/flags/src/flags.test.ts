@@ -243,3 +243,50 @@ describe('createFlags lifecycle', () => {
     }
   });
 });
+
+describe('createFlags behind a proxy that answers 503', () => {
+  it('regression: 5xx answers (reported by unleash-client as warnings) count as failed polls', async () => {
+    let down = false;
+    const features = JSON.stringify({ version: 2, features: FEATURES });
+    const server = createServer((request, response) => {
+      if (!request.url?.startsWith('/api/client/features')) return void response.writeHead(202).end();
+      if (down) return void response.writeHead(503).end('upstream unavailable');
+      response.writeHead(200, { 'content-type': 'application/json' }).end(features);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const log = recordingLogger();
+    const flags = createFlags({
+      url: `http://127.0.0.1:${port}/api`,
+      appName: 'proxied',
+      refreshIntervalMs: 100,
+      backupPath: false,
+      sendUsageMetrics: false,
+      registry: new Registry(),
+      logger: log.logger,
+    });
+    clients.push(flags);
+    try {
+      await flags.ready({ timeoutMs: 10_000, require: 'sync' });
+      down = true;
+      await waitUntil(() => flags.status.consecutiveFailures >= 2);
+      expect(flags.isEnabled('checkout-v2')).toBe(true);
+      expect(flags.status.lastError).toMatch(/503/);
+      expect(log.events()).toContain('flags.sync.failed');
+      down = false;
+      await waitUntil(() => flags.status.consecutiveFailures === 0);
+      expect(log.events()).toContain('flags.sync.recovered');
+    } finally {
+      server.close();
+    }
+  });
+});
+
+async function waitUntil(probe: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -493,7 +493,14 @@ class UnleashFlags<N extends string> implements Flags<N> {
     });
     unleash.on('error', (error: unknown) => this.#onError(error));
     unleash.on('warn', (message: unknown) => {
-      this.#logger.debug({ event: 'flags.unleash.warning', message: errorMessage(message) }, 'unleash client warning');
+      const text = errorMessage(message);
+      // unleash-client reports 404/429/5xx answers (it backs off) and dropped keep-alive sockets as warnings, not
+      // errors; for us they are failed polls all the same. The metrics endpoint's warnings are not.
+      if (/Backing off|Socket keep alive error/.test(text) && !/\/client\/(metrics|register)/.test(text)) {
+        this.#onError(new Error(text));
+        return;
+      }
+      this.#logger.debug({ event: 'flags.unleash.warning', message: text }, 'unleash client warning');
     });
   }
 
