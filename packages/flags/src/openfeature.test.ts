@@ -1,5 +1,10 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { OpenFeature, ProviderEvents } from '@openfeature/server-sdk';
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createFlags } from './flags.ts';
 import { createOpenFeatureProvider } from './openfeature.ts';
 import { createTestFlags } from './testing.ts';
 
@@ -55,5 +60,47 @@ describe('createOpenFeatureProvider', () => {
     flags.set('a', true);
     await changed;
     expect(await client.getBooleanValue('a', false)).toBe(true);
+  });
+});
+
+describe('createOpenFeatureProvider events', () => {
+  it('emits STALE while Unleash fails and READY when it answers again', async () => {
+    let down = false;
+    const features = JSON.stringify({
+      version: 2,
+      features: [{ name: 'a', enabled: true, strategies: [{ name: 'default', parameters: {}, constraints: [] }] }],
+    });
+    const server = createServer((request, response) => {
+      if (!request.url?.startsWith('/api/client/features')) return void response.writeHead(202).end();
+      if (down) return void response.writeHead(503).end();
+      response.writeHead(200, { 'content-type': 'application/json' }).end(features);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const flags = createFlags({
+      url: `http://127.0.0.1:${port}/api`,
+      appName: 'of-events',
+      refreshIntervalMs: 100,
+      backupPath: false,
+      sendUsageMetrics: false,
+      registry: new Registry(),
+    });
+    try {
+      await OpenFeature.setProviderAndWait(createOpenFeatureProvider(flags));
+      const client = OpenFeature.getClient();
+      const stale = new Promise<void>((resolve) => client.addHandler(ProviderEvents.Stale, () => resolve()));
+      down = true;
+      await stale;
+      expect(client.providerStatus).toBe('STALE');
+      expect(await client.getBooleanValue('a', false)).toBe(true);
+      const ready = new Promise<void>((resolve) => client.addHandler(ProviderEvents.Ready, () => resolve()));
+      down = false;
+      await ready;
+      expect(client.providerStatus).toBe('READY');
+    } finally {
+      server.close();
+      await flags.close();
+    }
   });
 });
