@@ -1,0 +1,470 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { FlagContext } from './context.ts';
+import { isFlagsError } from './errors.ts';
+import type { FlagsLogger } from './logger.ts';
+import {
+  createMigrationFlag,
+  isLegalStageChange,
+  MIGRATION_STAGES,
+  structuralDiff,
+  type MigrationFlagOptions,
+  type MigrationGuardrailEvent,
+  type MigrationStage,
+  type MigrationWriteFailure,
+} from './migration-flag.ts';
+import { createTestFlags } from './testing.ts';
+
+const KEY = 'dual-write-orders';
+
+interface Call {
+  readonly op: string;
+  readonly stage: MigrationStage;
+}
+
+/** Two in-memory "stores" and a log of which side was called, in order. */
+function stores() {
+  const old = new Map<number, string>();
+  const fresh = new Map<number, string>();
+  const calls: Call[] = [];
+  const options: MigrationFlagOptions<number, string | undefined, { id: number; value: string }, number> = {
+    readOld: async (id, call) => {
+      calls.push({ op: 'readOld', stage: call.stage });
+      return old.get(id);
+    },
+    readNew: async (id, call) => {
+      calls.push({ op: 'readNew', stage: call.stage });
+      return fresh.get(id);
+    },
+    writeOld: async (row, call) => {
+      calls.push({ op: 'writeOld', stage: call.stage });
+      old.set(row.id, row.value);
+      return row.id;
+    },
+    writeNew: async (row, call) => {
+      calls.push({ op: 'writeNew', stage: call.stage });
+      fresh.set(row.id, row.value);
+      return row.id;
+    },
+  };
+  return { old, fresh, calls, options };
+}
+
+function recordingLogger() {
+  const lines: { level: string; fields: Record<string, unknown>; message: string | undefined }[] = [];
+  const make = (): FlagsLogger => ({
+    debug: (fields, message) => lines.push({ level: 'debug', fields, message }),
+    info: (fields, message) => lines.push({ level: 'info', fields, message }),
+    warn: (fields, message) => lines.push({ level: 'warn', fields, message }),
+    error: (fields, message) => lines.push({ level: 'error', fields, message }),
+    child: () => make(),
+  });
+  return { lines, logger: make(), events: () => lines.map((line) => line.fields['event']) };
+}
+
+describe('createMigrationFlag stages', () => {
+  const expected: Record<MigrationStage, { read: string[]; write: string[]; returns: 'old' | 'new' }> = {
+    off: { read: ['readOld'], write: ['writeOld'], returns: 'old' },
+    dualwrite: { read: ['readOld'], write: ['writeOld', 'writeNew'], returns: 'old' },
+    shadow: { read: ['readOld', 'readNew'], write: ['writeOld', 'writeNew'], returns: 'old' },
+    live: { read: ['readNew', 'readOld'], write: ['writeNew', 'writeOld'], returns: 'new' },
+    rampdown: { read: ['readNew'], write: ['writeNew', 'writeOld'], returns: 'new' },
+    complete: { read: ['readNew'], write: ['writeNew'], returns: 'new' },
+  };
+
+  for (const stage of MIGRATION_STAGES) {
+    it(`${stage}: reads and writes the sides LaunchDarkly defines, authoritative first`, async () => {
+      const { old, fresh, calls, options } = stores();
+      old.set(1, 'from-old');
+      fresh.set(1, 'from-new');
+      const flags = createTestFlags({ [KEY]: stage });
+      const migration = createMigrationFlag(flags, KEY, { ...options, registry: new Registry(), guardrail: false });
+      const value = await migration.read({}, 1);
+      await migration.settled();
+      expect(value).toBe(expected[stage].returns === 'old' ? 'from-old' : 'from-new');
+      expect(calls.map((call) => call.op)).toEqual(expected[stage].read);
+      calls.length = 0;
+      await migration.write({}, { id: 2, value: 'x' });
+      expect(calls.map((call) => call.op)).toEqual(expected[stage].write);
+      expect(calls.every((call) => call.stage === stage)).toBe(true);
+    });
+  }
+
+  it('uses the default stage while the toggle is off, missing or not loaded yet', async () => {
+    const { calls, options } = stores();
+    const flags = createTestFlags({ [KEY]: false }, { ready: true });
+    const migration = createMigrationFlag(flags, KEY, { ...options, registry: new Registry() });
+    expect(migration.stage({})).toBe('off');
+    flags.remove(KEY);
+    expect(migration.stage({})).toBe('off');
+    const unloaded = createTestFlags({ [KEY]: 'live' }, { ready: false });
+    const early = createMigrationFlag(unloaded, KEY, {
+      ...options,
+      registry: new Registry(),
+      defaultStage: 'dualwrite',
+    });
+    expect(early.stage({})).toBe('dualwrite');
+    unloaded.markReady();
+    // The first real observation is accepted as it is, even though it is two stages away from the default.
+    expect(early.stage({})).toBe('live');
+    expect(calls).toEqual([]);
+  });
+});
+
+describe('createMigrationFlag writes', () => {
+  it('skips the second write when the authoritative write fails, and rejects with its error', async () => {
+    const { calls, options } = stores();
+    const boom = new Error('old store down');
+    const flags = createTestFlags({ [KEY]: 'dualwrite' });
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      writeOld: async () => {
+        calls.push({ op: 'writeOld', stage: 'dualwrite' });
+        throw boom;
+      },
+    });
+    await expect(migration.write({}, { id: 1, value: 'x' })).rejects.toBe(boom);
+    expect(calls.map((call) => call.op)).toEqual(['writeOld']);
+  });
+
+  it('hands a failed second write to the retry callback with the payload and still succeeds', async () => {
+    const { options } = stores();
+    const failures: MigrationWriteFailure<{ id: number; value: string }>[] = [];
+    const flags = createTestFlags({ [KEY]: 'live' });
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      writeOld: async () => {
+        throw new Error('legacy table locked');
+      },
+      onNonAuthoritativeWriteFailure: async (failure) => {
+        failures.push(failure);
+      },
+    });
+    await expect(migration.write({ tenantId: 't1' }, { id: 7, value: 'x' })).resolves.toBe(7);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ migration: KEY, stage: 'live', origin: 'old', payload: { id: 7, value: 'x' } });
+  });
+
+  it('passes the authoritative result to the second write (a generated id)', async () => {
+    const { options } = stores();
+    const seen: unknown[] = [];
+    const flags = createTestFlags({ [KEY]: 'dualwrite' });
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      writeOld: async () => 41,
+      writeNew: async (_row, call) => {
+        seen.push(call.authoritativeResult);
+        return 0;
+      },
+    });
+    await migration.write({}, { id: 0, value: 'x' });
+    expect(seen).toEqual([41]);
+  });
+
+  it('logs a failed second write by default and ignores it when asked', async () => {
+    const { options } = stores();
+    const log = recordingLogger();
+    const flags = createTestFlags({ [KEY]: 'dualwrite' });
+    const failing = { ...options, writeNew: async () => Promise.reject(new Error('new store down')) };
+    const logged = createMigrationFlag(flags, KEY, { ...failing, registry: new Registry(), logger: log.logger });
+    await logged.write({}, { id: 1, value: 'x' });
+    expect(log.events()).toContain('flags.migration.write_failed');
+    const quiet = recordingLogger();
+    const ignored = createMigrationFlag(flags, KEY, {
+      ...failing,
+      registry: new Registry(),
+      logger: quiet.logger,
+      onNonAuthoritativeWriteFailure: 'ignore',
+    });
+    await ignored.write({}, { id: 1, value: 'x' });
+    expect(quiet.events()).not.toContain('flags.migration.write_failed');
+  });
+});
+
+describe('createMigrationFlag reads', () => {
+  it('returns the authoritative read before a slow comparison read finishes (background mode)', async () => {
+    const { options } = stores();
+    let releaseNew: () => void = () => undefined;
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      readOld: async () => 'old',
+      readNew: () =>
+        new Promise<string>((resolve) => {
+          releaseNew = () => resolve('old');
+        }),
+    });
+    await expect(migration.read({}, 1)).resolves.toBe('old');
+    expect(migration.stats.consistent).toBe(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    releaseNew();
+    await migration.settled();
+    expect(migration.stats.consistent).toBe(1);
+  });
+
+  it('waits for both sides in await mode and rejects with the authoritative error only', async () => {
+    const { options } = stores();
+    const flags = createTestFlags({ [KEY]: 'live' });
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      shadowMode: 'await',
+      readNew: async () => 'same',
+      readOld: async () => Promise.reject(new Error('old side broken')),
+    });
+    await expect(migration.read({}, 1)).resolves.toBe('same');
+    expect(migration.stats).toMatchObject({ consistent: 0, errors: 1 });
+    const broken = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      shadowMode: 'await',
+      readNew: async () => Promise.reject(new Error('new side broken')),
+    });
+    await expect(broken.read({}, 1)).rejects.toThrow('new side broken');
+  });
+
+  it('skips comparison reads over the concurrency cap and counts them', async () => {
+    const { options } = stores();
+    const pending: (() => void)[] = [];
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    const registry = new Registry();
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry,
+      maxConcurrentShadowReads: 2,
+      readOld: async () => 'v',
+      readNew: () => new Promise<string>((resolve) => pending.push(() => resolve('v'))),
+    });
+    for (let index = 0; index < 5; index += 1) await migration.read({}, index);
+    expect(migration.stats.skipped).toBe(3);
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const release of pending) release();
+    await migration.settled();
+    expect(migration.stats.consistent).toBe(2);
+    const metrics = await registry.getSingleMetricAsString('gantry_flags_migration_operations_total');
+    expect(metrics).toContain('outcome="skipped"');
+  });
+
+  it('times out a hung comparison read and frees its slot', async () => {
+    const { options } = stores();
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    let aborted = false;
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      shadowTimeoutMs: 20,
+      maxConcurrentShadowReads: 1,
+      readOld: async () => 'v',
+      readNew: (_id, call) =>
+        new Promise<string>(() => {
+          call.signal.addEventListener('abort', () => {
+            aborted = true;
+          });
+        }),
+    });
+    await migration.read({}, 1);
+    await migration.settled();
+    expect(aborted).toBe(true);
+    expect(migration.stats.errors).toBe(1);
+    await migration.read({}, 2);
+    expect(migration.stats.skipped).toBe(0);
+    await migration.settled();
+  });
+
+  it('compares old against new in that order whichever side is authoritative', async () => {
+    const { options } = stores();
+    const compared: [unknown, unknown][] = [];
+    const flags = createTestFlags({ [KEY]: 'live' });
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      readOld: async () => 'O',
+      readNew: async () => 'N',
+      compare: (a, b) => {
+        compared.push([a, b]);
+        return true;
+      },
+    });
+    await expect(migration.read({}, 1)).resolves.toBe('N');
+    await migration.settled();
+    expect(compared).toEqual([['O', 'N']]);
+  });
+
+  it('reads only a sample of comparisons when shadowSampleRatio < 1', async () => {
+    const { calls, options } = stores();
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    const draws = [0.05, 0.5, 0.95, 0.05];
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      shadowSampleRatio: 0.1,
+      random: () => draws.shift() ?? 1,
+    });
+    for (let index = 0; index < 4; index += 1) await migration.read({}, index);
+    await migration.settled();
+    expect(calls.filter((call) => call.op === 'readNew')).toHaveLength(2);
+    expect(migration.stats.skipped).toBe(2);
+  });
+});
+
+describe('createMigrationFlag stage changes', () => {
+  it('pins the stage to a request context even when the flag moves between its read and write', async () => {
+    const { calls, options } = stores();
+    const flags = createTestFlags({ [KEY]: 'dualwrite' });
+    const migration = createMigrationFlag(flags, KEY, { ...options, registry: new Registry() });
+    const request: FlagContext = { tenantId: 'acme' };
+    await migration.read(request, 1);
+    flags.set(KEY, 'shadow');
+    await migration.write(request, { id: 1, value: 'x' });
+    expect(calls.map((call) => call.stage)).toEqual(['dualwrite', 'dualwrite', 'dualwrite']);
+    expect(migration.stage({ tenantId: 'acme' })).toBe('shadow');
+  });
+
+  it('refuses an illegal jump (off → live), keeps the previous stage and logs it once a minute', async () => {
+    const { options } = stores();
+    const log = recordingLogger();
+    const registry = new Registry();
+    const flags = createTestFlags({ [KEY]: 'off' });
+    const migration = createMigrationFlag(flags, KEY, { ...options, registry, logger: log.logger });
+    expect(migration.stage({})).toBe('off');
+    flags.set(KEY, 'live');
+    expect(migration.stage({})).toBe('off');
+    expect(migration.stage({})).toBe('off');
+    expect(log.events().filter((event) => event === 'flags.migration.stage.refused')).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('gantry_flags_migration_stage_rejections_total')).toContain(
+      'gantry_flags_migration_stage_rejections_total{migration="dual-write-orders",from="off",to="live"} 2',
+    );
+    flags.set(KEY, 'dualwrite');
+    expect(migration.stage({})).toBe('dualwrite');
+    expect(log.events()).toContain('flags.migration.stage.changed');
+  });
+
+  it('remembers stages per tenant, so tenants can be ramped separately', () => {
+    const { options } = stores();
+    const flags = createTestFlags({
+      [KEY]: (context: FlagContext) => (context.tenantId === 'early' ? 'shadow' : 'dualwrite'),
+    });
+    const migration = createMigrationFlag(flags, KEY, { ...options, registry: new Registry() });
+    expect(migration.stage({ tenantId: 'early' })).toBe('shadow');
+    expect(migration.stage({ tenantId: 'late' })).toBe('dualwrite');
+  });
+
+  it('keeps the last stage when the variant is not a stage name', () => {
+    const { options } = stores();
+    const log = recordingLogger();
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    const migration = createMigrationFlag(flags, KEY, { ...options, registry: new Registry(), logger: log.logger });
+    expect(migration.stage({})).toBe('shadow');
+    flags.set(KEY, 'shaddow');
+    expect(migration.stage({})).toBe('shadow');
+    expect(log.events()).toContain('flags.migration.stage.invalid');
+  });
+
+  it('accepts rollbacks, but not out of complete into a stage that reads the old store', () => {
+    expect(isLegalStageChange('live', 'dualwrite')).toBe(true);
+    expect(isLegalStageChange('complete', 'rampdown')).toBe(true);
+    expect(isLegalStageChange('complete', 'shadow')).toBe(false);
+    expect(isLegalStageChange('dualwrite', 'live')).toBe(false);
+    expect(isLegalStageChange('dualwrite', 'live', true)).toBe(true);
+  });
+});
+
+describe('createMigrationFlag consistency', () => {
+  it('logs sampled structured diffs of mismatches and counts them', async () => {
+    const { options } = stores();
+    const log = recordingLogger();
+    const registry = new Registry();
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry,
+      logger: log.logger,
+      maxDiffLogsPerMinute: 2,
+      maxConcurrentShadowReads: 16,
+      guardrail: false,
+      readOld: async (id: number) => ({ id, total: 10, items: ['a'] }),
+      readNew: async (id: number) => ({ id, total: 12, items: ['a'] }),
+    } as unknown as typeof options);
+    for (let index = 0; index < 5; index += 1) await migration.read({ tenantId: 'acme' }, index);
+    await migration.settled();
+    const diffs = log.lines.filter((line) => line.fields['event'] === 'flags.migration.mismatch');
+    expect(diffs).toHaveLength(2);
+    expect(diffs[0]!.fields).toMatchObject({
+      tenant_id: 'acme',
+      stage: 'shadow',
+      diff: { entries: [{ path: 'total', old: 10, new: 12 }], truncated: false },
+    });
+    expect(await registry.getSingleMetricAsString('gantry_flags_migration_consistency_total')).toContain(
+      'gantry_flags_migration_consistency_total{migration="dual-write-orders",result="inconsistent"} 5',
+    );
+  });
+
+  it('trips the guardrail over the mismatch threshold (event + check DOWN) and clears it when the window recovers', async () => {
+    const { options } = stores();
+    let now = 1_000_000;
+    const events: MigrationGuardrailEvent[] = [];
+    let differ = true;
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    const migration = createMigrationFlag(flags, KEY, {
+      ...options,
+      registry: new Registry(),
+      clock: { now: () => now },
+      guardrail: { maxMismatchRate: 0.2, minSamples: 10, windowMs: 60_000 },
+      maxConcurrentShadowReads: 16,
+      onGuardrail: (event) => events.push(event),
+      readOld: async () => 'a',
+      readNew: async () => (differ ? 'b' : 'a'),
+    });
+    const check = migration.check();
+    expect(check.critical).toBe(false);
+    for (let index = 0; index < 8; index += 1) await migration.read({}, index);
+    await migration.settled();
+    differ = false;
+    expect(events).toEqual([]);
+    for (let index = 0; index < 2; index += 1) await migration.read({}, index);
+    await migration.settled();
+    expect(events.map((event) => event.state)).toEqual(['tripped']);
+    expect(events[0]).toMatchObject({ migration: KEY, samples: 10, mismatchRate: 0.8, threshold: 0.2 });
+    expect((await check.run(AbortSignal.timeout(1_000))).status).toBe('DOWN');
+    now += 120_000;
+    for (let index = 0; index < 10; index += 1) await migration.read({}, index);
+    await migration.settled();
+    expect(events.map((event) => event.state)).toEqual(['tripped', 'cleared']);
+    expect((await check.run(AbortSignal.timeout(1_000))).status).toBe('UP');
+  });
+});
+
+describe('createMigrationFlag options', () => {
+  it('names the option, the expectation and the value it got', () => {
+    const { options } = stores();
+    const flags = createTestFlags<string>({});
+    const attempt = (extra: Record<string, unknown>) => () => createMigrationFlag(flags, KEY, { ...options, ...extra });
+    expect(attempt({ shadowSampleRatio: 2 })).toThrow(
+      'Expected `shadowSampleRatio` to be a number between 0 and 1, got 2',
+    );
+    expect(attempt({ readNew: 'nope' })).toThrow('Expected `readNew` to be a function, got "nope"');
+    expect(attempt({ defaultStage: 'on' })).toThrow(/Expected `defaultStage` to be one of off, dualwrite/);
+    try {
+      attempt({ maxConcurrentShadowReads: 0.5 })();
+    } catch (error) {
+      expect(isFlagsError(error, 'GANTRY_FLAGS_INVALID_OPTIONS')).toBe(true);
+    }
+  });
+});
+
+describe('structuralDiff', () => {
+  it('lists differing paths with shortened values', () => {
+    expect(structuralDiff({ a: 1, b: { c: 'x', d: [1, 2] } }, { a: 1, b: { c: 'y', d: [1, 3] }, e: true })).toEqual({
+      entries: [
+        { path: 'b.c', old: 'x', new: 'y' },
+        { path: 'b.d[1]', old: 2, new: 3 },
+        { path: 'e', old: '(missing)', new: true },
+      ],
+      truncated: false,
+    });
+  });
+});
