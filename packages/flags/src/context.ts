@@ -29,8 +29,9 @@ export interface AmbientContext {
 /** Reads the {@link AmbientContext} of the current request; called on every evaluation, so it must be cheap. */
 export type AmbientContextReader = () => AmbientContext | undefined;
 
-/** Baggage entry names defined by ARCHITECTURE.md ("Request context"). */
+/** OpenTelemetry baggage entry that carries the tenant of the current request (ARCHITECTURE.md, "Request context"). */
 export const TENANT_BAGGAGE_KEY = 'tenant.id';
+/** OpenTelemetry baggage entry that carries the user of the current request. */
 export const USER_BAGGAGE_KEY = 'user.id';
 
 /**

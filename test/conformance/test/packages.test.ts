@@ -13,7 +13,7 @@ const packageNames = existsSync(packagesDir) ? readdirSync(packagesDir).sort() :
 interface Manifest {
   name: string;
   type?: string;
-  sideEffects?: boolean;
+  sideEffects?: boolean | string[];
   license?: string;
   engines?: { node?: string };
   files?: string[];
@@ -63,7 +63,12 @@ describe.each(packageNames)('@gantry/%s', (name) => {
   it('has the package.json shape of a published Gantry package', () => {
     expect(manifest.name).toBe(`@gantry/${name}`);
     expect(manifest.type).toBe('module');
-    expect(manifest.sideEffects).toBe(false);
+    // Tree-shakeable, except entries that exist for their side effect (telemetry's `--import …/register`).
+    if (Array.isArray(manifest.sideEffects)) {
+      for (const file of manifest.sideEffects) expect(file).toMatch(/^\.\/(src|dist)\/[\w-]+\.(ts|js|cjs)$/);
+    } else {
+      expect(manifest.sideEffects).toBe(false);
+    }
     expect(manifest.license).toBeTruthy();
     expect(manifest.engines?.node).toBe('>=22.12');
     expect(manifest.files).toContain('dist');
