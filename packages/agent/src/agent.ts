@@ -683,13 +683,11 @@ export function createAgent(options: AgentOptions = {}): Agent {
       return {
         policyHash: policyHash(policy),
         policy: rest,
-        upcomingWindows: calendar
-          .occurrences(at, at + 30 * 86_400_000)
-          .map((item) => ({
-            ...item,
-            start: new Date(item.start).toISOString(),
-            end: new Date(item.end).toISOString(),
-          })),
+        upcomingWindows: calendar.occurrences(at, at + 30 * 86_400_000).map((item) => ({
+          ...item,
+          start: new Date(item.start).toISOString(),
+          end: new Date(item.end).toISOString(),
+        })),
       };
     },
     recordRequest: (route: string, status: number, seconds: number) => {

@@ -284,7 +284,7 @@ export async function main(
       }
       try {
         const file = loadConfigFile(parsed.configPath);
-        agent.updatePolicy((file['policy'] ?? {}), 'SIGHUP');
+        agent.updatePolicy(file['policy'] ?? {}, 'SIGHUP');
       } catch (error) {
         logger.error(
           { event: 'agent.policy.reload_failed', err: error instanceof Error ? error.message : String(error) },

@@ -592,7 +592,7 @@ export class Evaluator {
         const pc = canary.totals.errors / nc;
         const pb = base.totals.errors / nb;
         test = {
-          method: 'msprt-binomial+mann-whitney+dkw',
+          method: 'msprt-binomial+mann-whitney+tail',
           alpha: compare.alpha,
           errorDiff: round(errors.estimate),
           errorDiffLower: round(errors.lower),

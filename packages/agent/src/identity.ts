@@ -47,9 +47,7 @@ function readOptional(path: string): string | undefined {
 }
 
 function defined(value: Record<string, string | undefined>): PodIdentity {
-  return Object.fromEntries(
-    Object.entries(value).filter(([, item]) => item !== undefined && item !== ''),
-  );
+  return Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined && item !== ''));
 }
 
 /**

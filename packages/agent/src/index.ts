@@ -59,7 +59,7 @@ export type { FlaggerHook, FlaggerPayload } from './server.ts';
 export {
   ERROR_RATE_MIXTURE_SCALE,
   LATENCY_MIXTURE_SCALE,
-  anytimeDkwRadius,
+  TAIL_MIXTURE_SCALE,
   createRng,
   errorRateInterval,
   latencyInterval,

@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDurationMs } from './duration.ts';
 import type { Evaluator, EvaluationState, GateQuery, ReasonCode, Verdict, VerdictDocument } from './gates.ts';
-import { DEFAULT_HOLD_TTL_MS, MAX_HOLD_TTL_MS, type HoldKind, type HoldStore } from './holds.ts';
+import { DEFAULT_HOLD_TTL_MS, MAX_HOLD_TTL_MS, type HoldStore } from './holds.ts';
 import type { Logger } from './logger.ts';
 import type { AgentConfig, ResolvedPolicy } from './options.ts';
 import type { PodSummary } from './summary.ts';

@@ -4,8 +4,8 @@
 // interval that covers the true difference at every sample size simultaneously with probability ≥ 1 − α, so the
 // agent may look as often as it likes. Error rates are compared as a difference of proportions; latency as the
 // Mann-Whitney probability P(canary slower) on bucketed data (DeLong variance), plus a one-sided
-// Kolmogorov-Smirnov-style tail check on bucket CDFs with an anytime DKW bound, which catches the variance and tail
-// shifts a location test misses (kayenta#780).
+// Kolmogorov-Smirnov-style tail check on bucket CDFs (per-bound sequential intervals, Bonferroni over bounds), which
+// catches the variance and tail shifts a location test misses (kayenta#780).
 import { rebucket, type Totals } from './totals.ts';
 
 /** A seeded pseudo-random generator (mulberry32), uniform in [0, 1). Deterministic for tests and simulations. */
@@ -121,18 +121,15 @@ export function latencyInterval(
   return { estimate: auc, lower: Math.max(0, auc - half), upper: Math.min(1, auc + half) };
 }
 
-/**
- * Anytime-valid DKW radius: with probability ≥ 1 − α, sup|F̂ₙ − F| ≤ ε(n) for every n at once (union bound over n
- * with αₙ = 6α/(π²n²)).
- */
-export function anytimeDkwRadius(n: number, alpha: number): number {
-  if (n <= 0) return 1;
-  return Math.sqrt(Math.log((Math.PI * Math.PI * n * n) / (3 * alpha)) / (2 * n));
-}
+/** Mixing scale for tail shifts (shares of requests above a bound: 5–20 pp matter). */
+export const TAIL_MIXTURE_SCALE = 0.05;
 
 /**
  * One-sided tail shift: the largest share of requests that moved above some bucket bound in the canary compared
- * with the baseline, max_b (F_baseline(b) − F_canary(b)), and its lower confidence bound.
+ * with the baseline, max_b (P(canary > b) − P(baseline > b)), with an always-valid lower bound: each bound's
+ * difference of exceedance proportions gets a confidence sequence at α / (number of bounds) (Bonferroni), so the
+ * maximum over bounds and over looks stays within α. This is a one-sided Kolmogorov-Smirnov statistic on the
+ * bucket CDFs with a per-bound sequential bound, far tighter than a DKW band.
  */
 export function tailShift(
   canary: Totals,
@@ -142,22 +139,29 @@ export function tailShift(
   const [c, b] = alignHistograms(canary, baseline);
   const nc = c.counts.reduce((acc, value) => acc + value, 0);
   const nb = b.counts.reduce((acc, value) => acc + value, 0);
-  if (nc === 0 || nb === 0) return { shift: 0, lower: -1, at: undefined };
-  let fc = 0;
-  let fb = 0;
+  if (nc === 0 || nb === 0 || c.bounds.length === 0) return { shift: 0, lower: -1, at: undefined };
+  const perBound = alpha / c.bounds.length;
+  let belowC = 0;
+  let belowB = 0;
   let shift = 0;
+  let lower = -1;
   let at: number | undefined;
   for (let index = 0; index < c.bounds.length; index += 1) {
-    fc += c.counts[index]!;
-    fb += b.counts[index]!;
-    const difference = fb / nb - fc / nc;
-    if (difference > shift) {
-      shift = difference;
+    belowC += c.counts[index]!;
+    belowB += b.counts[index]!;
+    const interval = errorRateInterval(
+      { n: nc, x: nc - belowC },
+      { n: nb, x: nb - belowB },
+      perBound,
+      TAIL_MIXTURE_SCALE,
+    );
+    if (interval.estimate > shift) shift = interval.estimate;
+    if (interval.lower > lower) {
+      lower = interval.lower;
       at = c.bounds[index];
     }
   }
-  const radius = anytimeDkwRadius(nc, alpha / 2) + anytimeDkwRadius(nb, alpha / 2);
-  return { shift, lower: shift - radius, at };
+  return { shift, lower, at };
 }
 
 /**
