@@ -52,6 +52,8 @@ export interface Agent {
   url(): string;
   /** Runs one watch cycle now (tests, benchmarks). */
   cycle(): Promise<void>;
+  /** Runs one fleet round now: pulls peer summaries and publishes ours to Kafka. */
+  syncFleet(): Promise<void>;
   /** Evaluates a gate programmatically with the same parameters as `/gate/v1/analysis`. */
   evaluate(parameters: Readonly<Record<string, string>>): Promise<VerdictDocument>;
   /** This pod's latest summary. */
@@ -982,6 +984,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
       return `http://${host}:${address.port}`;
     },
     cycle,
+    syncFleet: () => fleetRound(),
     async evaluate(parameters) {
       const query = parseGateQuery([parameters], { gate: 'slo', maxWaitMs: config.limits.maxWaitMs });
       const at = now();
