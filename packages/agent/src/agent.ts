@@ -96,6 +96,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
   const podName = config.identity.pod ?? hostname();
   const source = `/gantry/agent/${config.identity.namespace ?? 'default'}/${podName}`;
   let policy = config.policy;
+  let policyVersion = 0;
 
   const registers = registry === globalRegistry ? undefined : [registry];
   const withRegistry = <T extends object>(value: T): T => (registers === undefined ? value : { ...value, registers });
@@ -552,6 +553,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
     return {
       now: at,
       cycle: cycleNumber,
+      dataVersion: fleet.version + holds.version + policyVersion,
       self: pods.find((pod) => pod.isSelf),
       pods,
       metricsAgeMs: lastMetricsAt === undefined ? undefined : at - lastMetricsAt,
@@ -871,24 +873,38 @@ export function createAgent(options: AgentOptions = {}): Agent {
       }
       if (kafka !== undefined && config.fleet.kafkaTopic !== undefined) {
         const topic = config.fleet.kafkaTopic;
-        // Make sure the topic exists before subscribing (a fresh cluster auto-creates it on first produce).
-        await kafka.send(topic, []).catch(() => undefined);
-        kafka
-          .subscribe(topic, `gantry-agent-${podName}`, (_key, value) => {
-            try {
-              const summary = summaryFromJson(JSON.parse(value));
-              if (summary !== undefined && summary.pod !== podName) fleet.update(summary, now());
-            } catch {
-              fleetErrors.inc();
-            }
-          })
-          .catch((error: unknown) => {
+        // Make sure the topic exists, then subscribe; on failure retry with backoff (a broker that is down at start
+        // must neither stop the agent nor leave it deaf for good).
+        const connection = kafka;
+        const subscribe = async (attempt: number): Promise<void> => {
+          try {
+            await connection.ensureTopic(topic);
+            await connection.subscribe(topic, `gantry-agent-${podName}`, (_key, value) => {
+              try {
+                const summary = summaryFromJson(JSON.parse(value));
+                if (summary !== undefined && summary.pod !== podName) fleet.update(summary, now());
+              } catch {
+                fleetErrors.inc();
+              }
+            });
+          } catch (error) {
             fleetErrors.inc();
-            logger.error(
-              { event: 'agent.fleet.subscribe_failed', err: String((error as Error)?.message ?? error) },
-              'cannot consume the fleet topic',
+            if (closed) return;
+            const delay = Math.min(30_000, 500 * 2 ** attempt);
+            logger.warn(
+              {
+                event: 'agent.fleet.subscribe_failed',
+                attempt,
+                retryInMs: delay,
+                err: String((error as Error)?.message ?? error),
+              },
+              'cannot consume the fleet topic yet',
             );
-          });
+            await new Promise((resolve) => setTimeout(resolve, delay).unref());
+            if (!closed) await subscribe(attempt + 1);
+          }
+        };
+        void subscribe(0);
       }
       if (config.listen !== false) {
         const listen = config.listen;
@@ -1013,6 +1029,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
       const resolved = resolvePolicy(next);
       const before = policyHash(policy);
       policy = resolved;
+      policyVersion += 1;
       holds.audit('policy.updated', actor, { from: before, to: policyHash(resolved) });
     },
     policy: () => policy,

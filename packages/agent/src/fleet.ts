@@ -25,6 +25,7 @@ export class FleetStore {
   readonly #members = new Map<string, Member>();
   readonly #historyMs: number;
   readonly #staleAfterMs: number;
+  #version = 0;
 
   constructor(historyMs: number, staleAfterMs: number) {
     this.#historyMs = historyMs;
@@ -40,6 +41,7 @@ export class FleetStore {
       this.#members.set(summary.pod, member);
     }
     if (summary.at < member.summary.at) return;
+    this.#version += 1;
     member.summary = summary;
     member.seenAt = receivedAt;
     member.history.add(summary.at, summary.totals);
@@ -51,11 +53,17 @@ export class FleetStore {
     for (const [pod, member] of this.#members) {
       if (!member.isSelf && now - member.seenAt > this.#staleAfterMs) {
         this.#members.delete(pod);
+        this.#version += 1;
         continue;
       }
       views.push({ summary: member.summary, history: member.history, isSelf: member.isSelf });
     }
     return views;
+  }
+
+  /** Increases with every accepted summary (and pod expiry). */
+  get version(): number {
+    return this.#version;
   }
 
   /** Number of pods known, for metrics. */

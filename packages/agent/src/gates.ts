@@ -70,7 +70,10 @@ export interface PodView {
 /** Everything an evaluation reads; supplied by the agent for each request. */
 export interface EvaluationState {
   readonly now: number;
+  /** Own scrape cycles so far (hysteresis counts these). */
   readonly cycle: number;
+  /** Changes whenever the data changes (own cycle or a peer summary): the verdict cache key. */
+  readonly dataVersion: number;
   readonly self: PodView | undefined;
   readonly pods: readonly PodView[];
   readonly metricsAgeMs: number | undefined;
@@ -273,7 +276,7 @@ export class Evaluator {
       query.durationMs,
     ]);
     const cached = run.cache.get(key);
-    if (cached !== undefined && cached.cycle === state.cycle) {
+    if (cached !== undefined && cached.cycle === state.dataVersion) {
       return { ...cached.document, ageSeconds: Math.max(0, Math.round((state.now - cached.at) / 1_000)) };
     }
     let document: VerdictDocument;
@@ -289,7 +292,7 @@ export class Evaluator {
         policy,
       );
     }
-    run.cache.set(key, { cycle: state.cycle, document, at: state.now });
+    run.cache.set(key, { cycle: state.dataVersion, document, at: state.now });
     if (run.cache.size > 64) run.cache.delete(run.cache.keys().next().value!);
     const previous = [...run.history].reverse().find((entry) => entry.gate === query.gate);
     run.history.push({

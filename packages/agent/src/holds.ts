@@ -55,6 +55,7 @@ export class HoldStore {
   readonly #holds = new Map<string, Hold>();
   readonly #audit: AuditEntry[] = [];
   readonly #capacity: number;
+  #version = 0;
 
   constructor(options: HoldStoreOptions) {
     this.#options = options;
@@ -127,6 +128,7 @@ export class HoldStore {
   create(input: Omit<Hold, 'id' | 'createdAt'>): Hold {
     const hold: Hold = { id: randomUUID(), createdAt: new Date(this.#options.now()).toISOString(), ...input };
     this.#holds.set(hold.id, hold);
+    this.#version += 1;
     this.#persist();
     this.audit(`${hold.kind}.created`, hold.actor, { hold });
     return hold;
@@ -137,6 +139,7 @@ export class HoldStore {
     const hold = this.#holds.get(id);
     if (hold === undefined) return undefined;
     this.#holds.delete(id);
+    this.#version += 1;
     this.#persist();
     this.audit(`${hold.kind}.deleted`, actor, { hold });
     return hold;
@@ -149,11 +152,17 @@ export class HoldStore {
     for (const hold of [...this.#holds.values()]) {
       if (Date.parse(hold.expiresAt) <= now) {
         this.#holds.delete(hold.id);
+        this.#version += 1;
         changed = true;
         this.audit(`${hold.kind}.expired`, 'gantry-agent', { hold });
       }
     }
     if (changed) this.#persist();
+  }
+
+  /** Increases with every change (cached verdicts depend on it). */
+  get version(): number {
+    return this.#version;
   }
 
   /** Live holds, oldest first. */

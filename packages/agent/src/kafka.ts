@@ -78,6 +78,21 @@ export class KafkaConnection {
     }
   }
 
+  /** Creates the topic when it does not exist yet (single partition; the broker's replication default). */
+  async ensureTopic(topic: string): Promise<void> {
+    const kafka = await this.#client();
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      const existing = await admin.listTopics();
+      if (!existing.includes(topic)) await admin.createTopics({ topics: [{ topic }], waitForLeaders: true });
+    } catch (error) {
+      throw new AgentError('GANTRY_AGENT_FLEET', `Cannot create or list topic ${topic}`, { cause: error });
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   /**
    * Subscribes to a topic from the latest offset with its own consumer group and hands every message value to
    * `onMessage`. Resolves once the consumer runs.
@@ -95,14 +110,20 @@ export class KafkaConnection {
       retry: { retries: 5 },
     });
     this.#consumers.push(consumer);
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: false });
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        if (message.value === null) return;
-        onMessage(message.key?.toString('utf8'), message.value.toString('utf8'));
-      },
-    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: false });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          if (message.value === null) return;
+          onMessage(message.key?.toString('utf8'), message.value.toString('utf8'));
+        },
+      });
+    } catch (error) {
+      this.#consumers.splice(this.#consumers.indexOf(consumer), 1);
+      await consumer.disconnect().catch(() => undefined);
+      throw new AgentError('GANTRY_AGENT_FLEET', `Cannot consume ${topic}`, { cause: error });
+    }
   }
 
   /** Disconnects everything. Idempotent. */

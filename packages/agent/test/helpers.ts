@@ -1,6 +1,7 @@
 // Shared set-up for the agent's integration tests: a test app plus an agent watching it, both on loopback port 0.
 import { Registry } from 'prom-client';
 import { createAgent, type Agent } from '../src/agent.ts';
+import { createJsonLogger } from '../src/logger.ts';
 import type { AgentOptions } from '../src/options.ts';
 import { startTestApp, type Behaviour, type TestApp } from './app.ts';
 
@@ -31,6 +32,10 @@ export async function startPod(behaviour: Partial<Behaviour> = {}, options: Part
     warmupMs: 0,
     auth: { token: TOKEN },
     registry,
+    // GANTRY_AGENT_TEST_LOG=1 shows the agents' logs while debugging a test.
+    ...(process.env['GANTRY_AGENT_TEST_LOG'] === '1'
+      ? { logger: createJsonLogger({ level: 'debug', write: (line) => process.stderr.write(line) }) }
+      : {}),
     ...options,
     policy: { slo: { minSamples: 100 }, compare: { minSamples: 100 }, ...options.policy },
   });
