@@ -262,7 +262,7 @@ export async function main(
   }
   const logger = createJsonLogger({ level: parsed.logLevel as LogLevel });
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'gantry_agent_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'gantry_agent_' });
   const agent = createAgent({ ...(parsed.options as AgentOptions), logger, registry });
   try {
     await agent.start();
