@@ -6,5 +6,7 @@ export default defineConfig({
   dts: true,
   clean: true,
   sourcemap: true,
+  // import.meta.url in the CommonJS build (builtins.ts loads rrule lazily).
+  shims: true,
   target: 'node22',
 });

@@ -1,16 +1,18 @@
 // The agent: watches the app every interval, keeps per-pod totals (warm-up excluded), evaluates rollback triggers,
 // exchanges summaries with the fleet, reports CloudEvents, and serves the gates over HTTP.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { AgentError } from './errors.ts';
 import { BufferedSink, cloudEvent, httpDeliver, type CloudEvent } from './events.ts';
 import { defaultResolver, FleetStore, PeerPoller } from './fleet.ts';
 import { Evaluator, policyHash, type EvaluationState, type VerdictDocument } from './gates.ts';
 import { HoldStore, type Hold } from './holds.ts';
+import { createNodeHttpClient, fetchHttpClient } from './http-client.ts';
 import { KafkaConnection } from './kafka.ts';
+import { Counter, Gauge, Histogram, globalRegistry } from './prom.ts';
 import { SILENT_LOGGER, type Logger } from './logger.ts';
 import {
   resolveAgentConfig,
@@ -90,7 +92,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
   const logger: Logger = (options.logger ?? SILENT_LOGGER).child({ component: 'gantry-agent' });
   const registry = options.registry ?? globalRegistry;
   const now = options.now ?? Date.now;
-  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const httpClient = options.fetch === undefined ? createNodeHttpClient() : fetchHttpClient(options.fetch);
   const resolver = options.resolver ?? defaultResolver;
   const agentStartedAt = now();
   const podName = config.identity.pod ?? hostname();
@@ -383,7 +385,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
     }
   };
 
-  const process = (observation: AppObservation): void => {
+  const absorb = (observation: AppObservation): void => {
     const at = observation.at;
     const previous = lastObservation;
     lastObservation = observation;
@@ -528,9 +530,9 @@ export function createAgent(options: AgentOptions = {}): Agent {
 
   const runCycle = async (): Promise<void> => {
     const started = performance.now();
-    const observation = await observeApp(fetchImpl, config.app, now);
+    const observation = await observeApp(httpClient, config.app, now);
     try {
-      process(observation);
+      absorb(observation);
     } catch (error) {
       logger.error(
         { event: 'agent.cycle.failed', err: String((error as Error)?.stack ?? error) },
@@ -818,7 +820,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
         sinks.push(
           new BufferedSink({
             name: 'http',
-            deliver: httpDeliver(fetchImpl, config.events.url, config.events.timeoutMs),
+            deliver: httpDeliver(httpClient, config.events.url, config.events.timeoutMs),
             maxBuffer: config.events.maxBuffer,
             retryMinMs: config.events.retryMinMs,
             retryMaxMs: config.events.retryMaxMs,
@@ -860,7 +862,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
             peers: config.fleet.peers,
             dns: config.fleet.dns,
             resolver,
-            fetch: fetchImpl,
+            http: httpClient,
             timeoutMs: config.fleet.timeoutMs,
             token: config.auth.token,
             selfPod: podName,
@@ -908,10 +910,12 @@ export function createAgent(options: AgentOptions = {}): Agent {
       }
       if (config.listen !== false) {
         const listen = config.listen;
-        server = createServer(
-          { requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000, maxHeaderSize: 16_384 },
-          handler,
-        );
+        server = process
+          .getBuiltinModule('node:http')
+          .createServer(
+            { requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000, maxHeaderSize: 16_384 },
+            handler,
+          );
         server.on('clientError', (_error, socket) => {
           if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
           else socket.destroy();

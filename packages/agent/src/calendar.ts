@@ -2,11 +2,9 @@
 // time ("the last day of every month at 18:00") with no time zone attached (floating dates), and we turn each wall
 // time into an instant for the window's zone with Intl, so DST changes and the host's own zone cannot shift a
 // window (rrule's TZID support depends on the host zone).
-import rrulePackage from 'rrule';
+import { rruleModule } from './builtins.ts';
 import { formatDuration, parseDurationMs } from './duration.ts';
 import { AgentError } from './errors.ts';
-
-const { rrulestr } = rrulePackage;
 
 /** What a window means for rollouts: both block; the reason code differs. */
 export type CalendarKind = 'freeze' | 'maintenance';
@@ -172,7 +170,7 @@ function compile(options: CalendarWindowOptions, index: number): CompiledWindow 
   }
   let rule: CompiledWindow['rule'];
   try {
-    rule = rrulestr(text);
+    rule = rruleModule().rrulestr(text);
     rule.between(new Date(Date.UTC(2026, 0, 1)), new Date(Date.UTC(2026, 0, 2)), true);
   } catch (error) {
     throw new AgentError(

@@ -9,7 +9,10 @@ describe('error codes', () => {
 
   it('documents every code of errors.ts in the README, and nothing else', () => {
     const inSource = new Set(source.match(/GANTRY_AGENT_[A-Z_]+/g));
-    const section = readme.slice(readme.indexOf('## Error codes'), readme.indexOf('\n## ', readme.indexOf('## Error codes') + 1));
+    const section = readme.slice(
+      readme.indexOf('## Error codes'),
+      readme.indexOf('\n## ', readme.indexOf('## Error codes') + 1),
+    );
     const inReadme = new Set(section.match(/GANTRY_AGENT_[A-Z_]+/g));
     expect([...inSource].sort()).toEqual([...AGENT_ERROR_CODES].sort());
     expect([...inReadme].sort()).toEqual([...inSource].sort());

@@ -1,7 +1,8 @@
 // CloudEvents 1.0 (structured JSON) to an orchestrator URL and/or Kafka. Each sink has a bounded buffer: while a
 // sink is down events wait there, retried with exponential backoff and jitter; when the buffer is full the oldest
 // event is dropped and counted. Sending never throws into the agent.
-import { randomUUID } from 'node:crypto';
+import { nodeCrypto } from './builtins.ts';
+import type { HttpClient } from './http-client.ts';
 import type { Logger } from './logger.ts';
 
 /** A CloudEvents 1.0 event in structured JSON mode. */
@@ -26,7 +27,7 @@ export function cloudEvent(
 ): CloudEvent {
   return {
     specversion: '1.0',
-    id: randomUUID(),
+    id: nodeCrypto().randomUUID(),
     source,
     type,
     ...(subject === undefined ? {} : { subject }),
@@ -174,19 +175,19 @@ export class BufferedSink {
 }
 
 /** Delivery to an HTTP endpoint: one POST per event, `application/cloudevents+json`; any non-2xx is a failure. */
-export function httpDeliver(fetchImpl: typeof fetch, url: string, timeoutMs: number, token?: string): Deliver {
+export function httpDeliver(client: HttpClient, url: string, timeoutMs: number, token?: string): Deliver {
   return async (events) => {
     for (const event of events) {
-      const response = await fetchImpl(url, {
+      const response = await client(url, {
         method: 'POST',
         headers: {
           'content-type': 'application/cloudevents+json; charset=utf-8',
           ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
         },
         body: JSON.stringify(event),
-        signal: AbortSignal.timeout(timeoutMs),
+        timeoutMs,
+        maxBytes: 64 * 1024,
       });
-      await response.arrayBuffer().catch(() => undefined);
       if (response.status < 200 || response.status >= 300)
         throw new Error(`HTTP ${response.status} from the orchestrator`);
     }

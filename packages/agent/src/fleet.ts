@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { TotalsHistory } from './history.ts';
 import type { PodView } from './gates.ts';
+import type { HttpClient } from './http-client.ts';
 import type { Logger } from './logger.ts';
 import type { Resolver } from './options.ts';
 import { summaryFromJson, type PodSummary } from './summary.ts';
@@ -77,7 +78,7 @@ export interface PeerPollerOptions {
   readonly peers: readonly string[];
   readonly dns: { readonly name: string; readonly port: number; readonly protocol: 'http' | 'https' } | undefined;
   readonly resolver: Resolver;
-  readonly fetch: typeof fetch;
+  readonly http: HttpClient;
   readonly timeoutMs: number;
   readonly token: string | undefined;
   readonly selfPod: string;
@@ -129,14 +130,15 @@ export class PeerPoller {
     await Promise.all(
       targets.map(async (base) => {
         try {
-          const response = await this.#options.fetch(`${base}/gate/v1/summary`, {
+          const response = await this.#options.http(`${base}/gate/v1/summary`, {
             headers: {
               accept: 'application/json',
               ...(this.#options.token === undefined ? {} : { authorization: `Bearer ${this.#options.token}` }),
             },
-            signal: AbortSignal.timeout(this.#options.timeoutMs),
+            timeoutMs: this.#options.timeoutMs,
+            maxBytes: 1024 * 1024,
           });
-          const text = await response.text();
+          const text = response.body;
           if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
           const summary = summaryFromJson(JSON.parse(text));
           if (summary === undefined) throw new Error('not a pod summary');

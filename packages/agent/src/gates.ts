@@ -2,7 +2,7 @@
 // verdict document (reference/gates.md §7.2). Evaluation is synchronous and works on data the background loops
 // already gathered, so a gate request costs microseconds; results are cached per (run, gate, parameters, scrape
 // cycle), so controller retries see the same answer, and SLO breaches need `failAfter` cycles (hysteresis).
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from './builtins.ts';
 import { describeOccurrence } from './calendar.ts';
 import { formatDuration, parseDurationMs } from './duration.ts';
 import type { HoldStore } from './holds.ts';
@@ -176,7 +176,7 @@ function ms(seconds: number | undefined): string {
 /** A stable hash of the effective policy, echoed in every verdict. */
 export function policyHash(policy: ResolvedPolicy): string {
   const { calendar: _calendar, ...rest } = policy;
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12);
+  return nodeCrypto().createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12);
 }
 
 interface GroupStats {

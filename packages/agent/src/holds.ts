@@ -1,9 +1,9 @@
 // Manual holds and overrides with expiry, and the audit trail of every change. A hold makes gates answer
 // `pending` (MANUAL_HOLD); an override lets calendar and rollback-safety checks pass for an emergency fix. Both
 // expire; creation, deletion and expiry are audited (memory, an optional JSON-lines file, and a log event).
-import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { nodeCrypto } from './builtins.ts';
 import { AgentError } from './errors.ts';
 import type { Logger } from './logger.ts';
 
@@ -126,7 +126,11 @@ export class HoldStore {
 
   /** Adds a hold; the caller has validated the fields. */
   create(input: Omit<Hold, 'id' | 'createdAt'>): Hold {
-    const hold: Hold = { id: randomUUID(), createdAt: new Date(this.#options.now()).toISOString(), ...input };
+    const hold: Hold = {
+      id: nodeCrypto().randomUUID(),
+      createdAt: new Date(this.#options.now()).toISOString(),
+      ...input,
+    };
     this.#holds.set(hold.id, hold);
     this.#version += 1;
     this.#persist();

@@ -1,8 +1,8 @@
 // The HTTP layer: two thin transports over one evaluation engine (reference/gates.md §7) plus probes, version,
 // metrics, holds, runs, policy, summary and audit. It only parses, authenticates and maps verdicts to status codes;
 // everything else lives in the agent. Built on node:http so it can later sit behind @gantry/health's handler.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { nodeCrypto } from './builtins.ts';
 import { parseDurationMs } from './duration.ts';
 import type { Evaluator, EvaluationState, GateQuery, ReasonCode, Verdict, VerdictDocument } from './gates.ts';
 import { DEFAULT_HOLD_TTL_MS, MAX_HOLD_TTL_MS, type HoldStore } from './holds.ts';
@@ -113,13 +113,13 @@ function send(response: ServerResponse, status: number, body: unknown, headers: 
 }
 
 function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
+  return nodeCrypto().createHash('sha256').update(value).digest();
 }
 
 /** Constant-time token comparison (hashes first, so lengths do not leak either). */
 export function tokensMatch(given: string | undefined, expected: string): boolean {
   if (given === undefined) return false;
-  return timingSafeEqual(digest(given), digest(expected));
+  return nodeCrypto().timingSafeEqual(digest(given), digest(expected));
 }
 
 function bearer(request: IncomingMessage): string | undefined {

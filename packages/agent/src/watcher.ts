@@ -1,6 +1,7 @@
 // Reads the app over HTTP: MicroProfile Health probes, the /q/info document and the /q/metrics histogram, each
 // bounded by a timeout. Never throws: every failure becomes part of the observation.
 import { isAgentError } from './errors.ts';
+import type { HttpClient } from './http-client.ts';
 import { totalsFromExposition, type Totals } from './totals.ts';
 
 /** Result of one probe request. */
@@ -102,30 +103,23 @@ export function parseAppInfo(value: unknown): AppInfo | undefined {
 }
 
 async function request(
-  fetchImpl: typeof fetch,
+  client: HttpClient,
   url: string,
   timeoutMs: number,
 ): Promise<{ status: number; text: string } | { error: string }> {
   try {
-    const response = await fetchImpl(url, {
-      signal: AbortSignal.timeout(timeoutMs),
-      headers: { accept: 'application/json, text/plain;q=0.9, */*;q=0.1', 'user-agent': 'gantry-agent' },
+    const result = await client(url, {
+      timeoutMs,
+      headers: { accept: 'application/json, text/plain;q=0.9, */*;q=0.1' },
     });
-    const text = await response.text();
-    return { status: response.status, text };
+    return { status: result.status, text: result.body };
   } catch (error) {
-    const name = error instanceof Error ? error.name : '';
-    return {
-      error:
-        name === 'TimeoutError' || name === 'AbortError'
-          ? `timed out after ${timeoutMs} ms`
-          : String((error as Error)?.message ?? error),
-    };
+    return { error: error instanceof Error ? error.message : String(error) };
   }
 }
 
-async function probe(fetchImpl: typeof fetch, url: string, timeoutMs: number): Promise<ProbeObservation> {
-  const result = await request(fetchImpl, url, timeoutMs);
+async function probe(client: HttpClient, url: string, timeoutMs: number): Promise<ProbeObservation> {
+  const result = await request(client, url, timeoutMs);
   if ('error' in result) return { status: 'UNREACHABLE', httpStatus: undefined, detail: result.error, downChecks: [] };
   let downChecks: string[] = [];
   let bodyStatus: string | undefined;
@@ -149,19 +143,19 @@ async function probe(fetchImpl: typeof fetch, url: string, timeoutMs: number): P
 
 /**
  * Observes the app once: probes, info and metrics in parallel, each with its own timeout.
- * @example const observation = await observeApp(fetch, endpoints, Date.now);
+ * @example const observation = await observeApp(createNodeHttpClient(), endpoints, Date.now);
  */
 export async function observeApp(
-  fetchImpl: typeof fetch,
+  client: HttpClient,
   endpoints: AppEndpoints,
   now: () => number,
 ): Promise<AppObservation> {
   const base = endpoints.url.replace(/\/+$/, '');
   const [live, ready, info, metrics] = await Promise.all([
-    probe(fetchImpl, base + endpoints.livePath, endpoints.timeoutMs),
-    probe(fetchImpl, base + endpoints.readyPath, endpoints.timeoutMs),
-    request(fetchImpl, base + endpoints.infoPath, endpoints.timeoutMs),
-    request(fetchImpl, base + endpoints.metricsPath, endpoints.timeoutMs),
+    probe(client, base + endpoints.livePath, endpoints.timeoutMs),
+    probe(client, base + endpoints.readyPath, endpoints.timeoutMs),
+    request(client, base + endpoints.infoPath, endpoints.timeoutMs),
+    request(client, base + endpoints.metricsPath, endpoints.timeoutMs),
   ]);
   let appInfo: AppInfo | undefined;
   let infoError: string | undefined;

@@ -61,6 +61,8 @@ describe('Dockerfile', () => {
     expect(healthcheck.args).toMatch(/CMD \[/);
     expect(JSON.parse(runtime.instructions.find((item) => item.keyword === 'ENTRYPOINT')!.args)).toEqual([
       '/nodejs/bin/node',
+      '--max-semi-space-size=1',
+      '--lite-mode',
       '/app/dist/cli.js',
     ]);
   });
