@@ -77,7 +77,10 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
   return value;
 }
 
-/** Wall-clock time (as UTC fields) of an instant in a zone. */
+/**
+ * Wall-clock time (as UTC fields) of an instant in a zone.
+ * @example instantToWall(Date.parse('2026-07-01T10:00:00Z'), 'Europe/Berlin') // Date.UTC(2026, 6, 1, 12)
+ */
 export function instantToWall(instant: number, timeZone: string): number {
   const parts: Record<string, number> = {};
   for (const part of formatter(timeZone).formatToParts(new Date(instant))) {
@@ -96,7 +99,10 @@ export function instantToWall(instant: number, timeZone: string): number {
   );
 }
 
-/** The instant at which a zone's clocks show `wall` (UTC fields). In a DST gap the clock time after the gap. */
+/**
+ * The instant at which a zone's clocks show `wall` (UTC fields). In a DST gap the clock time after the gap.
+ * @example wallToInstant(Date.UTC(2026, 6, 1, 12), 'Europe/Berlin') // Date.parse('2026-07-01T10:00:00Z')
+ */
 export function wallToInstant(wall: number, timeZone: string): number {
   const offset = (instant: number): number => instantToWall(instant, timeZone) - instant;
   const first = wall - offset(wall);

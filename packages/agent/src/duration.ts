@@ -27,7 +27,10 @@ export function parseDurationMs(value: unknown): number | undefined {
   return consumed === text.length && Number.isFinite(total) ? total : undefined;
 }
 
-/** Renders milliseconds compactly for reasons: `2m40s`, `1h5m`, `850ms`. */
+/**
+ * Renders milliseconds compactly for reasons: `2m40s`, `1h5m`, `850ms`.
+ * @example formatDuration(160_000) // '2m40s'
+ */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return '∞';
   if (ms < 1_000) return `${Math.max(0, Math.round(ms))}ms`;

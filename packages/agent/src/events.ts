@@ -17,7 +17,10 @@ export interface CloudEvent {
   readonly data: Readonly<Record<string, unknown>>;
 }
 
-/** Builds an event. */
+/**
+ * Builds an event.
+ * @example cloudEvent('dev.gantry.agent.heartbeat', '/gantry/agent/shop/orders-1', { ready: 'UP' }, Date.now())
+ */
 export function cloudEvent(
   type: string,
   source: string,

@@ -29,6 +29,7 @@ function parseValue(text: string): number {
 /**
  * Parses the samples of exposition text whose metric name passes `keep`.
  * @throws AgentError `GANTRY_AGENT_METRICS_PARSE` naming the line when a kept line is malformed.
+ * @example parseExposition(text, (name) => name.startsWith('http_server_'))
  */
 export function parseExposition(text: string, keep: (name: string) => boolean = () => true): Sample[] {
   const samples: Sample[] = [];

@@ -10,7 +10,10 @@ import type { Logger } from './logger.ts';
 import type { Resolver } from './options.ts';
 import { summaryFromJson, type PodSummary } from './summary.ts';
 
-/** The default resolver: every address of a name (A and AAAA), like a headless Service's endpoints. */
+/**
+ * The default resolver: every address of a name (A and AAAA), like a headless Service's endpoints.
+ * @example await defaultResolver('orders-agents.shop.svc.cluster.local') // ['10.0.0.12', ...]
+ */
 export const defaultResolver: Resolver = async (hostname) =>
   (await lookup(hostname, { all: true, verbatim: true })).map((entry) => entry.address);
 

@@ -173,7 +173,10 @@ function ms(seconds: number | undefined): string {
   return seconds === undefined ? 'n/a' : `${Math.round(seconds * 1_000)}ms`;
 }
 
-/** A stable hash of the effective policy, echoed in every verdict. */
+/**
+ * A stable hash of the effective policy, echoed in every verdict.
+ * @example policyHash(agent.policy()) // 'a41c09f3d2e1'
+ */
 export function policyHash(policy: ResolvedPolicy): string {
   const { calendar: _calendar, ...rest } = policy;
   return nodeCrypto().createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12);

@@ -3,6 +3,7 @@
 // `import 'node:http'` evaluates its lazy WebSocket getters, each ~15 MB of RSS a sidecar does not need.
 // An injected `fetch` (tests, custom transports) is adapted to the same shape.
 import type * as Http from 'node:http';
+import type * as Https from 'node:https';
 
 /** One request. */
 export interface HttpRequest {
@@ -36,7 +37,7 @@ class TimeoutError extends Error {
 export function createNodeHttpClient(): HttpClient {
   let http: typeof Http | undefined;
   let httpAgent: Http.Agent | undefined;
-  let https: typeof import('node:https') | undefined;
+  let https: typeof Https | undefined;
   let httpsAgent: Http.Agent | undefined;
   return (target, request) =>
     new Promise<HttpResult>((resolve, reject) => {
@@ -48,7 +49,7 @@ export function createNodeHttpClient(): HttpClient {
         return;
       }
       const secure = url.protocol === 'https:';
-      let module: typeof Http | typeof import('node:https');
+      let module: typeof Http | typeof Https;
       let agent: Http.Agent;
       if (secure) {
         https ??= process.getBuiltinModule('node:https');

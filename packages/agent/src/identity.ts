@@ -18,7 +18,10 @@ export interface PodIdentity {
 /** Default mount folder of the downward API volume in the sidecar manifest. */
 export const DEFAULT_PODINFO_DIRECTORY = '/etc/podinfo';
 
-/** Parses a downward API `labels`/`annotations` file: `key="value"` lines with Go string escapes. */
+/**
+ * Parses a downward API `labels`/`annotations` file: `key="value"` lines with Go string escapes.
+ * @example parseDownwardApiFile('app="orders"\n') // { app: 'orders' }
+ */
 export function parseDownwardApiFile(text: string): Record<string, string> {
   const result: Record<string, string> = {};
   for (const line of text.split('\n')) {

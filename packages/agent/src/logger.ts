@@ -9,7 +9,10 @@ export interface Logger {
   child(bindings: object): Logger;
 }
 
-/** A logger that drops everything (the default). */
+/**
+ * A logger that drops everything (the default).
+ * @example createAgent({ logger: SILENT_LOGGER })
+ */
 export const SILENT_LOGGER: Logger = Object.freeze({
   info: () => undefined,
   warn: () => undefined,

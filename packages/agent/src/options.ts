@@ -215,7 +215,7 @@ export interface AgentOptions {
   readonly registry?: Registry;
   /** @default Date.now */
   readonly now?: () => number;
-  /** @default globalThis.fetch */
+  /** Used instead of the built-in node:http client when given (custom transports, tests). @default the node:http client */
   readonly fetch?: typeof fetch;
   /** @default node:dns lookup */
   readonly resolver?: Resolver;
@@ -442,6 +442,7 @@ function resolveCompare(
 /**
  * Validates policy options.
  * @throws AgentError `GANTRY_AGENT_INVALID_OPTION` or `GANTRY_AGENT_INVALID_CALENDAR` naming the field.
+ * @example resolvePolicy({ slo: { maxErrorRate: 0.02 } }).gates['slo']?.slo.maxErrorRate // 0.02
  */
 export function resolvePolicy(value: unknown, field = 'policy'): ResolvedPolicy {
   const options = object(field, value);
@@ -773,7 +774,10 @@ export function agentOptionsFromEnv(
   return options;
 }
 
-/** Deep-merges configuration layers (later wins; arrays are replaced). */
+/**
+ * Deep-merges configuration layers (later wins; arrays are replaced).
+ * @example mergeOptions(fileOptions, agentOptionsFromEnv(), flagOptions)
+ */
 export function mergeOptions(...layers: readonly Record<string, unknown>[]): Record<string, unknown> {
   const result: Record<string, unknown> = {};
   for (const layer of layers) {

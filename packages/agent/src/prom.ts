@@ -8,12 +8,12 @@ import histogramModule from 'prom-client/lib/histogram.js';
 import registryModule from 'prom-client/lib/registry.js';
 
 /** prom-client's `Counter`. */
-export const Counter = counterModule as unknown as typeof PromClient.Counter;
+export const Counter = counterModule as typeof PromClient.Counter;
 /** prom-client's `Gauge`. */
-export const Gauge = gaugeModule as unknown as typeof PromClient.Gauge;
+export const Gauge = gaugeModule as typeof PromClient.Gauge;
 /** prom-client's `Histogram`. */
-export const Histogram = histogramModule as unknown as typeof PromClient.Histogram;
+export const Histogram = histogramModule as typeof PromClient.Histogram;
 /** prom-client's `Registry`. */
-export const Registry = registryModule as unknown as typeof PromClient.Registry;
+export const Registry = registryModule as typeof PromClient.Registry;
 /** prom-client's global registry (the `register` export of 'prom-client'). */
-export const globalRegistry = (registryModule as unknown as { globalRegistry: PromClient.Registry }).globalRegistry;
+export const globalRegistry = (registryModule as { globalRegistry: PromClient.Registry }).globalRegistry;

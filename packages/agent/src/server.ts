@@ -40,6 +40,7 @@ export const FLAGGER_DEFAULT_GATES: Readonly<Record<FlaggerHook, string>> = Obje
 /**
  * Status code for a verdict on a Flagger hook: only 200–202 pass; 423 "wait" where Flagger does not count a
  * failed check, 412 where it does; `rollback` is inverted (200 = roll back now).
+ * @example flaggerStatus('rollback', { verdict: 'fail', reasonCode: 'CRASHLOOP' }) // 200: roll back now
  */
 export function flaggerStatus(hook: FlaggerHook, document: Pick<VerdictDocument, 'verdict' | 'reasonCode'>): number {
   const { verdict, reasonCode } = document;
@@ -116,7 +117,10 @@ function digest(value: string): Buffer {
   return nodeCrypto().createHash('sha256').update(value).digest();
 }
 
-/** Constant-time token comparison (hashes first, so lengths do not leak either). */
+/**
+ * Constant-time token comparison (hashes first, so lengths do not leak either).
+ * @example tokensMatch(request.headers['x-token'], expected)
+ */
 export function tokensMatch(given: string | undefined, expected: string): boolean {
   if (given === undefined) return false;
   return nodeCrypto().timingSafeEqual(digest(given), digest(expected));

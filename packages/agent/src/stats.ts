@@ -8,7 +8,10 @@
 // catches the variance and tail shifts a location test misses (kayenta#780).
 import { rebucket, type Totals } from './totals.ts';
 
-/** A seeded pseudo-random generator (mulberry32), uniform in [0, 1). Deterministic for tests and simulations. */
+/**
+ * A seeded pseudo-random generator (mulberry32), uniform in [0, 1). Deterministic for tests and simulations.
+ * @example const random = createRng(42); random(); // 0.6011037519201636 on every run
+ */
 export function createRng(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
@@ -24,6 +27,7 @@ export function createRng(seed: number): () => number {
  * Half-width of the normal-mixture confidence sequence for an estimate with variance `variance` (of the
  * estimator, i.e. already divided by n), mixing scale `tau` and level `alpha`:
  * r² = 2V(V+τ²)/τ² · (ln(1/α) + ½ ln((V+τ²)/V)).
+ * @example mixtureHalfWidth(0.05 / 500, 0.02, 0.05) // ≈ 0.031
  */
 export function mixtureHalfWidth(variance: number, tau: number, alpha: number): number {
   if (!(variance > 0)) return 0;
@@ -47,6 +51,7 @@ export const LATENCY_MIXTURE_SCALE = 0.1;
 /**
  * Always-valid confidence interval for p_canary − p_baseline. Variances use (x+1)/(n+2) so that zero error counts
  * (sparse data, kayenta#426) do not give a zero-width interval.
+ * @example errorRateInterval({ n: 800, x: 40 }, { n: 800, x: 4 }, 0.05).lower > 0.005 // true: canary worse
  */
 export function errorRateInterval(
   canary: { n: number; x: number },
@@ -64,7 +69,10 @@ export function errorRateInterval(
   return { estimate, lower: estimate - half, upper: estimate + half };
 }
 
-/** Two histograms on the bounds they share (exact for both: no interpolation). */
+/**
+ * Two histograms on the bounds they share (exact for both: no interpolation).
+ * @example const [canary, baseline] = alignHistograms(a, b);
+ */
 export function alignHistograms(a: Totals, b: Totals): [Totals, Totals] {
   const shared = a.bounds.filter((bound) => b.bounds.includes(bound));
   return [rebucket(a, shared), rebucket(b, shared)];
@@ -73,6 +81,7 @@ export function alignHistograms(a: Totals, b: Totals): [Totals, Totals] {
 /**
  * Mann-Whitney probability A = P(canary > baseline) + ½ P(tie) on bucketed latencies (ties = same bucket), with
  * the DeLong variance (valid away from the null too). A > 0.5 means the canary is slower.
+ * @example mannWhitney(canaryTotals, baselineTotals).auc // 0.5 = same latency
  */
 export function mannWhitney(canary: Totals, baseline: Totals): { auc: number; variance: number } {
   const [c, b] = alignHistograms(canary, baseline);
@@ -108,7 +117,10 @@ export function mannWhitney(canary: Totals, baseline: Totals): { auc: number; va
   return { auc, variance };
 }
 
-/** Always-valid interval for the Mann-Whitney probability A (see {@link mannWhitney}). */
+/**
+ * Always-valid interval for the Mann-Whitney probability A (see {@link mannWhitney}).
+ * @example latencyInterval(canaryTotals, baselineTotals, 0.05).lower > 0.56 // canary slower
+ */
 export function latencyInterval(
   canary: Totals,
   baseline: Totals,
@@ -130,6 +142,7 @@ export const TAIL_MIXTURE_SCALE = 0.05;
  * difference of exceedance proportions gets a confidence sequence at α / (number of bounds) (Bonferroni), so the
  * maximum over bounds and over looks stays within α. This is a one-sided Kolmogorov-Smirnov statistic on the
  * bucket CDFs with a per-bound sequential bound, far tighter than a DKW band.
+ * @example tailShift(canaryTotals, baselineTotals, 0.05).lower > 0.1 // tail regression
  */
 export function tailShift(
   canary: Totals,
@@ -167,6 +180,7 @@ export function tailShift(
 /**
  * Samples per arm at which the error-rate interval's half-width drops below `gap` (for ETAs and the documented
  * sample size). Infinity when `gap` ≤ 0.
+ * @example samplesForErrorRateGap(0.05, 0.005, 0.04, 0.05) // 332 per side
  */
 export function samplesForErrorRateGap(
   canaryRate: number,

@@ -28,7 +28,10 @@ function emptyClasses(): Record<StatusClass, number> {
   return { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, other: 0 };
 }
 
-/** Totals with no requests and the given bucket bounds. */
+/**
+ * Totals with no requests and the given bucket bounds.
+ * @example emptyTotals([0.1, 0.5, 1])
+ */
 export function emptyTotals(bounds: readonly number[] = []): Totals {
   return {
     requests: 0,
@@ -57,6 +60,7 @@ interface SeriesAccumulator {
  * Reads the HTTP request histogram out of a /q/metrics page: request counts by status class (from `_count` per
  * `http_response_status_code`) and the latency buckets summed over all series.
  * @throws AgentError `GANTRY_AGENT_METRICS_PARSE` on a malformed line of that metric.
+ * @example const totals = totalsFromExposition(await (await fetch(`${app}/q/metrics`)).text());
  */
 export function totalsFromExposition(text: string, metric: string = HTTP_DURATION_METRIC): Totals {
   const bucketName = `${metric}_bucket`;
@@ -185,6 +189,7 @@ export function isReset(later: Totals, earlier: Totals): boolean {
 /**
  * The `q` quantile (0..1) in seconds from bucket counts, interpolating linearly inside the bucket as PromQL's
  * `histogram_quantile` does. `undefined` without observations; the largest finite bound when it falls in +Inf.
+ * @example histogramQuantile(totals, 0.99) // seconds
  */
 export function histogramQuantile(totals: Totals, q: number): number | undefined {
   const total = totals.counts.reduce((acc, count) => acc + count, 0);

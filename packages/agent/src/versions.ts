@@ -1,6 +1,9 @@
 // Schema versions such as "1.2.10", compared segment by segment numerically ("1.10" > "1.9").
 
-/** Negative, zero or positive like a comparator. Non-numeric segments compare as text. */
+/**
+ * Negative, zero or positive like a comparator. Non-numeric segments compare as text.
+ * @example compareVersions('1.10.0', '1.9.3') > 0 // true
+ */
 export function compareVersions(a: string, b: string): number {
   const left = a.split('.');
   const right = b.split('.');
@@ -15,7 +18,10 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-/** Whether `version` lies within [min, max]. */
+/**
+ * Whether `version` lies within [min, max].
+ * @example versionWithin('1.2.10', { min: '1.2.0', max: '1.3.0' }) // true
+ */
 export function versionWithin(version: string, range: { readonly min: string; readonly max: string }): boolean {
   return compareVersions(version, range.min) >= 0 && compareVersions(version, range.max) <= 0;
 }

@@ -3,7 +3,7 @@
 // /q/metrics). Its behaviour can be switched at run time: healthy, failing (error rate), slow (latency), flapping
 // (readiness), failed migration, restart. When @gantry/health and @gantry/telemetry land, a second implementation of
 // `TestApp` built from them can replace this one without touching the tests.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { Histogram, Registry } from 'prom-client';
 
 /** What the app does; every field can be changed while it runs. */
@@ -111,7 +111,7 @@ export async function startTestApp(
     status: up ? 'UP' : 'DOWN',
     checks: [{ name: 'db', status: up ? 'UP' : 'DOWN' }],
   });
-  const probe = (up: () => boolean) => async (_request: unknown, reply: import('fastify').FastifyReply) => {
+  const probe = (up: () => boolean) => async (_request: unknown, reply: FastifyReply) => {
     const isUp = up();
     return reply
       .code(isUp ? 200 : 503)
@@ -142,7 +142,7 @@ export async function startTestApp(
   app.get('/q/metrics', async (_request, reply) =>
     reply.header('content-type', registry.contentType).send(await registry.metrics()),
   );
-  const work = async (_request: unknown, reply: import('fastify').FastifyReply) => {
+  const work = async (_request: unknown, reply: FastifyReply) => {
     if (behaviour.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
     if (random() < behaviour.errorRate) return reply.code(500).send({ error: 'boom' });
     return { ok: true };

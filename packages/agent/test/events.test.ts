@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startPod, type Pod } from './helpers.ts';
+import { startPod, type JsonBody, type Pod } from './helpers.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -12,7 +12,7 @@ afterEach(async () => {
 
 interface Orchestrator {
   readonly url: string;
-  readonly received: any[];
+  readonly received: JsonBody[];
   readonly contentTypes: string[];
   status: number;
   attempts: number;

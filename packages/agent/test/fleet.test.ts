@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentOptions } from '../src/options.ts';
 import { drive, type Behaviour } from './app.ts';
-import { startPod, type Pod } from './helpers.ts';
+import { startPod, type JsonBody, type Pod } from './helpers.ts';
 
 const pods: Pod[] = [];
 afterEach(async () => {
@@ -44,7 +44,7 @@ describe('compare gate across pods (static peers)', () => {
     const query = '/gate/v1/analysis?gate=compare&runId=cmp-1&expectHash=c4n4&baselineHash=b4s3';
     await can.agent.syncFleet();
     expect((await can.call(query)).body.verdict).toBe('pending');
-    let verdict: any;
+    let verdict: JsonBody;
     for (let index = 0; index < 8; index += 1) {
       await round(base, can, 100);
       verdict = (await can.call(query)).body;
@@ -84,7 +84,7 @@ describe('compare gate across pods (static peers)', () => {
     const query = '/gate/v1/analysis?gate=compare&runId=aa-1';
     await can.agent.syncFleet();
     await can.call(query);
-    let verdict: any;
+    let verdict: JsonBody;
     for (let index = 0; index < 12; index += 1) {
       await round(base, can, 150);
       verdict = (await can.call(query)).body;

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRng } from '../src/stats.ts';
 import { FLAGGER_HOOKS } from '../src/server.ts';
-import { TOKEN, startPod, type Pod } from './helpers.ts';
+import { TOKEN, startPod, type JsonBody, type Pod } from './helpers.ts';
 
 let pod: Pod;
 beforeAll(async () => {
@@ -141,7 +141,7 @@ function randomBody(): string | undefined {
   }
 }
 
-async function fetchOnce(): Promise<{ status: number; body: any; request: string }> {
+async function fetchOnce(): Promise<{ status: number; body: JsonBody; request: string }> {
   const path = pick(PATHS);
   const params = new URLSearchParams();
   for (let index = 0; index < int(6); index += 1) params.append(pick(KEYS), pick(VALUES));

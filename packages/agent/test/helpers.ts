@@ -5,6 +5,10 @@ import { createJsonLogger } from '../src/logger.ts';
 import type { AgentOptions } from '../src/options.ts';
 import { startTestApp, type Behaviour, type TestApp } from './app.ts';
 
+/** Parsed JSON bodies in assertions: tests read fields freely and let the assertions fail when a shape is wrong. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type JsonBody = any;
+
 /** A token long enough for the validation rules. */
 export const TOKEN = 'test-token-0123456789abcdef';
 
@@ -14,11 +18,11 @@ export interface Pod {
   readonly agent: Agent;
   readonly registry: Registry;
   /** GET/POST to the agent with the bearer token. */
-  call(
+  readonly call: (
     path: string,
     init?: RequestInit & { token?: string | null },
-  ): Promise<{ status: number; body: any; text: string; headers: Headers }>;
-  close(): Promise<void>;
+  ) => Promise<{ status: number; body: JsonBody; text: string; headers: Headers }>;
+  readonly close: () => Promise<void>;
 }
 
 /** Starts an app and an agent watching it. */

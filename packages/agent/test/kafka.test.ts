@@ -5,7 +5,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_EVENTS_TOPIC, DEFAULT_FLEET_TOPIC } from '../src/options.ts';
 import { drive } from './app.ts';
-import { startPod, type Pod } from './helpers.ts';
+import { startPod, type JsonBody, type Pod } from './helpers.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -55,7 +55,7 @@ describe('fleet and events over Kafka', () => {
         const body = (await can.call(query)).body;
         return body.fleet.baselinePods === 1 ? body : undefined;
       });
-      let verdict: any;
+      let verdict: JsonBody;
       for (let index = 0; index < 8; index += 1) {
         await Promise.all([drive(base.app.url, 100), drive(can.app.url, 100)]);
         await Promise.all([base.agent.cycle(), can.agent.cycle()]);
@@ -103,7 +103,7 @@ describe('fleet and events over Kafka', () => {
     cleanups.push(() => consumer.disconnect());
     await consumer.connect();
     await consumer.subscribe({ topic: DEFAULT_EVENTS_TOPIC, fromBeginning: true });
-    const mine: { key: string; event: any; contentType: string }[] = [];
+    const mine: { key: string; event: JsonBody; contentType: string }[] = [];
     await consumer.run({
       eachMessage: async ({ message }) => {
         const event = JSON.parse(message.value!.toString('utf8'));
