@@ -1,20 +1,33 @@
 // Timestamped cumulative totals of one pod, so any window is `latest − snapshot at the window's start`.
 import { emptyTotals, subtractTotals, type Totals } from './totals.ts';
 
-/** A pod's cumulative totals over time (bounded). */
+/** Snapshots kept per pod at most (older ones are thinned to this resolution). */
+export const MAX_HISTORY_ENTRIES = 600;
+
+/**
+ * A pod's cumulative totals over time. Bounded in age and in size: snapshots closer together than
+ * `1.2 × maxAgeMs / 600` replace each other (the latest is always exact), so a large fleet at a short interval
+ * stays within 600 snapshots per pod and a window's start is exact to that resolution (7.2 s for an hour).
+ */
 export class TotalsHistory {
   readonly #entries: { at: number; totals: Totals }[] = [];
   readonly #maxAgeMs: number;
+  readonly #spacingMs: number;
 
   constructor(maxAgeMs: number) {
     this.#maxAgeMs = maxAgeMs;
+    // Entries end up one spacing apart at most; 1.2× leaves room for the exact latest and the one at the cutoff.
+    this.#spacingMs = (1.2 * maxAgeMs) / MAX_HISTORY_ENTRIES;
   }
 
   /** Appends a snapshot (ignores one older than the latest). */
   add(at: number, totals: Totals): void {
     const last = this.#entries.at(-1);
     if (last !== undefined && at < last.at) return;
-    if (last !== undefined && at === last.at) this.#entries.pop();
+    const before = this.#entries.at(-2);
+    if (last !== undefined && (at === last.at || (before !== undefined && at - before.at < this.#spacingMs))) {
+      this.#entries.pop();
+    }
     this.#entries.push({ at, totals });
     const cutoff = at - this.#maxAgeMs;
     let drop = 0;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { freePort } from '@gantry/test-harness';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './app.ts';
+import type { JsonBody } from './helpers.ts';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const directory = mkdtempSync(join(tmpdir(), 'gantry-agent-cli-'));
@@ -178,6 +179,66 @@ describe('gantry-agent CLI', () => {
         expect.arrayContaining(['agent.started', 'agent.signal', 'agent.stopped']),
       );
       expect(output).not.toContain('secret-token-from-file');
+    },
+  );
+
+  it(
+    'reloads the policy on SIGHUP (audited) and keeps it when the new file is invalid',
+    { timeout: 60_000 },
+    async () => {
+      const app = await startTestApp();
+      apps.push(app);
+      const file = join(directory, 'reload.yaml');
+      const token = 'reload-token-0123456789';
+      writeFileSync(
+        file,
+        `app: { url: "${app.url}" }\nauth: { token: ${token} }\npolicy: { slo: { maxErrorRate: 0.01 } }\n`,
+      );
+      const port = await freePort();
+      const child = spawn(process.execPath, [CLI, '-c', file, '--host', '127.0.0.1', '--port', String(port)], {
+        env: { PATH: process.env['PATH'] ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const get = async (path: string) => {
+        const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        return (await response.json()) as JsonBody;
+      };
+      const until = async (condition: () => Promise<boolean>) => {
+        for (let attempt = 0; attempt < 100; attempt += 1) {
+          try {
+            if (await condition()) return;
+          } catch {
+            // not listening yet
+          }
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        throw new Error('condition not met in time');
+      };
+      try {
+        await until(async () => (await get('/gate/v1/policy'))['policy'].slo.maxErrorRate === 0.01);
+        writeFileSync(
+          file,
+          `app: { url: "${app.url}" }\nauth: { token: ${token} }\npolicy: { slo: { maxErrorRate: 0.05 } }\n`,
+        );
+        child.kill('SIGHUP');
+        await until(async () => (await get('/gate/v1/policy'))['policy'].slo.maxErrorRate === 0.05);
+        const audit = await get('/gate/v1/audit');
+        expect(
+          audit['entries'].map((entry: { action: string; actor: string }) => `${entry.action}:${entry.actor}`),
+        ).toEqual(['policy.updated:SIGHUP']);
+        writeFileSync(file, `policy: { compare: { alpha: 2 } }\n`);
+        child.kill('SIGHUP');
+        await until(async () => output.includes('agent.policy.reload_failed'));
+        expect((await get('/gate/v1/policy'))['policy'].slo.maxErrorRate).toBe(0.05);
+      } finally {
+        child.kill('SIGTERM');
+      }
+      expect(await exited).toBe(0);
     },
   );
 });

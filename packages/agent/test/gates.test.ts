@@ -84,6 +84,41 @@ describe('slo gate against a real app', () => {
     expect(metrics.text).toMatch(/gantry_agent_warmup_excluded_requests_total 150/);
   });
 
+  it('leaves out the warm-up after a traffic shift announced by Flagger, then counts again', async () => {
+    // The agent's clock runs an hour ahead of the app's start, so only the shift's warm-up applies.
+    let offset = 3_600_000;
+    const { agent, app, call } = await pod(
+      {},
+      { warmupMs: 60_000, now: () => Date.now() + offset, staleAfterMs: '1000d' },
+    );
+    await call('/gate/v1/analysis?gate=slo&runId=shift');
+    await drive(app.url, 50);
+    await agent.cycle();
+    expect((await call('/gate/v1/analysis?gate=slo&runId=shift')).body.evidence.samples).toBe(50);
+    const event = await call('/gate/v1/flagger/event', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'orders',
+        namespace: 'shop',
+        phase: 'Progressing',
+        checksum: 'c1',
+        metadata: { eventMessage: 'Advance orders.shop canary weight 40', eventType: 'Normal' },
+      }),
+    });
+    expect(event.status).toBe(202);
+    await drive(app.url, 70);
+    await agent.cycle();
+    const during = (await call('/gate/v1/analysis?gate=slo&runId=shift')).body;
+    expect(during.evidence.samples).toBe(50);
+    expect(during.evidence.sinceTrafficShift).toBeLessThan(60);
+    offset += 61_000;
+    await drive(app.url, 30);
+    await agent.cycle();
+    expect((await call('/gate/v1/analysis?gate=slo&runId=shift')).body.evidence.samples).toBe(80);
+    expect((await call('/metrics')).text).toMatch(/gantry_agent_warmup_excluded_requests_total 70/);
+  });
+
   it('answers TARGET_MISMATCH when the answering pod is not the expected version', async () => {
     const { call } = await pod({}, { identity: { pod: 'orders-abc', podTemplateHash: 'abc' } });
     const { status, body } = await call('/gate/v1/analysis?gate=slo&expectHash=def');
