@@ -63,8 +63,13 @@ describe('Dockerfile', () => {
       '/nodejs/bin/node',
       '--max-semi-space-size=1',
       '--lite-mode',
-      '/app/dist/cli.js',
+      '/app/node_modules/@gantry/agent/dist/cli.js',
     ]);
+  });
+
+  it('keeps host node_modules and build output out of the build context', () => {
+    const ignored = readFileSync(join(root, 'Dockerfile.dockerignore'), 'utf8').split('\n');
+    expect(ignored).toEqual(expect.arrayContaining(['**/node_modules', '**/dist']));
   });
 
   it('runs as a non-root numeric user and keeps state out of the root filesystem', () => {
