@@ -179,6 +179,10 @@ export function parseGateQuery(
   const text: Record<string, string | undefined> = {};
   for (const key of TEXT_PARAMETERS) {
     const value = values[key];
+    // An empty identity parameter is almost always an unset template argument (`{{args.stable-hash}}`), which
+    // would silently compare against the wrong pods; say so instead.
+    if (value === '' && key !== 'runId' && key !== 'tenant')
+      return { error: `empty ${key}: is a template argument unset?` };
     if (value === undefined || value === '') continue;
     // eslint-disable-next-line no-control-regex
     if (value.length > 200 || /[\u0000-\u001f\u007f]/.test(value)) return { error: `invalid ${key}` };
