@@ -135,7 +135,7 @@ export function createAgent(options: AgentOptions = {}): Agent {
           name: 'gantry_agent_http_request_duration_seconds',
           help: 'Time to answer HTTP requests, by route.',
           labelNames: ['route'] as const,
-          buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 10],
+          buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5, 10],
         }),
       ),
   );
@@ -276,6 +276,8 @@ export function createAgent(options: AgentOptions = {}): Agent {
       ),
   );
 
+  const requestCounters = new Map<string, { inc(): void }>();
+  const requestTimers = new Map<string, { observe(value: number): void }>();
   const sinks: BufferedSink[] = [];
   const emit = (type: string, data: Record<string, unknown>, subject?: string): void => {
     if (sinks.length === 0) return;
@@ -697,8 +699,20 @@ export function createAgent(options: AgentOptions = {}): Agent {
       };
     },
     recordRequest: (route: string, status: number, seconds: number) => {
-      httpRequests.inc({ route, code: String(status) });
-      httpDuration.observe({ route }, seconds);
+      // Label children are cached: both label sets are small and bounded (routes and status codes).
+      const key = `${route} ${status}`;
+      let counter = requestCounters.get(key);
+      if (counter === undefined) {
+        counter = httpRequests.labels(route, String(status));
+        requestCounters.set(key, counter);
+      }
+      counter.inc();
+      let timer = requestTimers.get(route);
+      if (timer === undefined) {
+        timer = httpDuration.labels(route);
+        requestTimers.set(route, timer);
+      }
+      timer.observe(seconds);
     },
     flaggerEvent: (runId: string, payload: FlaggerPayload) => {
       const run = evaluator.run(runId, now());

@@ -173,13 +173,20 @@ function ms(seconds: number | undefined): string {
   return seconds === undefined ? 'n/a' : `${Math.round(seconds * 1_000)}ms`;
 }
 
+const policyHashes = new WeakMap<ResolvedPolicy, string>();
+
 /**
- * A stable hash of the effective policy, echoed in every verdict.
+ * A stable hash of the effective policy, echoed in every verdict (computed once per policy object).
  * @example policyHash(agent.policy()) // 'a41c09f3d2e1'
  */
 export function policyHash(policy: ResolvedPolicy): string {
-  const { calendar: _calendar, ...rest } = policy;
-  return nodeCrypto().createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12);
+  let hash = policyHashes.get(policy);
+  if (hash === undefined) {
+    const { calendar: _calendar, ...rest } = policy;
+    hash = nodeCrypto().createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12);
+    policyHashes.set(policy, hash);
+  }
+  return hash;
 }
 
 interface GroupStats {
