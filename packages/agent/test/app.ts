@@ -43,11 +43,15 @@ export const HEALTHY_SCHEMA = {
   lastContract: '1.0.0',
 };
 
-let seed = 1;
-function random(): number {
-  // Deterministic per process (tests reproduce), different per call.
-  seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
-  return seed / 2_147_483_648;
+let appsStarted = 0;
+
+/** A small LCG per app: each app's error sequence depends only on how many requests it served (reproducible). */
+function createRandom(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return state / 2_147_483_648;
+  };
 }
 
 /**
@@ -67,6 +71,8 @@ export async function startTestApp(
     version: '1.0.0',
     ...initial,
   };
+  appsStarted += 1;
+  const random = createRandom(appsStarted * 7_919);
   let startedAt = new Date();
   let registry = new Registry();
   let histogram: Histogram<'http_request_method' | 'http_route' | 'http_response_status_code'>;
