@@ -63,7 +63,11 @@ describe('unleash', () => {
     try {
       client.on('error', () => undefined);
       await once(client, 'synchronized');
-      expect(client.isEnabled(toggle, { properties: { tenantId: 'acme' } })).toBe(true);
+      // Unleash serves SDKs from a cache refreshed in the background, so a toggle created a moment ago can take
+      // a poll or two to reach a client (eventual consistency, not a failure).
+      await expect
+        .poll(() => client.isEnabled(toggle, { properties: { tenantId: 'acme' } }), { timeout: 15_000 })
+        .toBe(true);
       expect(client.isEnabled(toggle, { properties: { tenantId: 'globex' } })).toBe(false);
 
       await admin.disable(toggle);
