@@ -29,8 +29,9 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_MAX_URL_LENGTH = 4_096;
 /** Longest long-poll (`wait`): below Argo's and Flagger's 10 s default timeouts. */
 export const DEFAULT_MAX_WAIT_MS = 8_000;
-/** Default Kafka topics (ARCHITECTURE.md). */
+/** Kafka topic where agents publish their pod summaries, keyed by pod (ARCHITECTURE.md, "Fleet and events"). */
 export const DEFAULT_FLEET_TOPIC = 'gantry.fleet';
+/** Kafka topic that receives the agent's CloudEvents (ARCHITECTURE.md, "Fleet and events"). */
 export const DEFAULT_EVENTS_TOPIC = 'gantry.events';
 
 /** The app's endpoints (MicroProfile Health, /q/info, /q/metrics). */
