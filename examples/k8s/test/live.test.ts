@@ -238,7 +238,7 @@ describe('probes', () => {
     try {
       await expect
         .poll(async () => (await fetch(`${canaryApp.url}${ordersContainer.readinessProbe.httpGet.path}`)).status, {
-          timeout: 5_000,
+          timeout: 15_000,
         })
         .toBe(503);
       expect((await fetch(`${canaryApp.url}${ordersContainer.livenessProbe.httpGet.path}`)).status).toBe(200);
@@ -249,7 +249,7 @@ describe('probes', () => {
     }
     await expect
       .poll(async () => (await fetch(`${canaryApp.url}${ordersContainer.readinessProbe.httpGet.path}`)).status, {
-        timeout: 5_000,
+        timeout: 15_000,
       })
       .toBe(200);
     await cycle();
