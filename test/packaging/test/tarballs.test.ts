@@ -16,7 +16,7 @@ const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 /** Peers a service installs next to our packages (the optional ones our entry points and fixtures use). */
-const CONSUMER_DEPENDENCIES = ['fastify', 'pg', 'kafkajs', '@openfeature/server-sdk'];
+const CONSUMER_DEPENDENCIES = ['fastify', 'pg', '@openfeature/server-sdk'];
 /** Entry points that are not libraries: `--import` preloads, tested on their own below. */
 const SIDE_EFFECT_ENTRIES = new Set(['@gantry/telemetry/register']);
 
