@@ -12,9 +12,15 @@ export type JsonBody = any;
 /** A token long enough for the validation rules. */
 export const TOKEN = 'test-token-0123456789abcdef';
 
+/** What a pod needs of an app: where it listens and how to stop it (`TestApp`, or `RealApp` from real-app.ts). */
+export interface AppHandle {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
 /** An app with its agent. Cycles are driven by the test (`agent.cycle()`), so timing never decides a result. */
-export interface Pod {
-  readonly app: TestApp;
+export interface Pod<A extends AppHandle = TestApp> {
+  readonly app: A;
   readonly agent: Agent;
   readonly registry: Registry;
   /** GET/POST to the agent with the bearer token. */
@@ -25,9 +31,18 @@ export interface Pod {
   readonly close: () => Promise<void>;
 }
 
-/** Starts an app and an agent watching it. */
-export async function startPod(behaviour: Partial<Behaviour> = {}, options: Partial<AgentOptions> = {}): Promise<Pod> {
-  const app = await startTestApp(behaviour);
+/** Starts the stand-in app (app.ts) and an agent watching it. */
+export function startPod(behaviour: Partial<Behaviour> = {}, options: Partial<AgentOptions> = {}): Promise<Pod> {
+  return startPodWith(startTestApp, behaviour, options);
+}
+
+/** Starts an app from `startApp` (e.g. `startRealApp` from real-app.ts) and an agent watching it. */
+export async function startPodWith<A extends AppHandle>(
+  startApp: (behaviour: Partial<Behaviour>) => Promise<A>,
+  behaviour: Partial<Behaviour> = {},
+  options: Partial<AgentOptions> = {},
+): Promise<Pod<A>> {
+  const app = await startApp(behaviour);
   const registry = new Registry();
   const agent = createAgent({
     app: { url: app.url, timeoutMs: 2_000 },
@@ -44,7 +59,7 @@ export async function startPod(behaviour: Partial<Behaviour> = {}, options: Part
     policy: { slo: { minSamples: 100 }, compare: { minSamples: 100 }, ...options.policy },
   });
   await agent.start();
-  const call: Pod['call'] = async (path, init = {}) => {
+  const call: Pod<A>['call'] = async (path, init = {}) => {
     const { token = TOKEN, headers, ...rest } = init;
     const response = await fetch(`${agent.url()}${path}`, {
       ...rest,

@@ -47,19 +47,29 @@ export async function loadBaggageReader(): Promise<AmbientContextReader | undefi
     return undefined;
   }
   const { propagation, context } = api;
-  // OTel contexts are immutable and one request keeps the same active context across its evaluations, so the
-  // entries read for the last context are reused until the active context changes.
+  // OTel contexts are immutable and one request keeps the same active context from its first hook to its handler,
+  // so the identity read for the last context is reused until the active context changes. Except a missing user:
+  // @gantry/telemetry resolves `user.id` only once authentication has run, so an evaluation before authentication
+  // must not fix the user as unknown for the rest of the request; it is looked up again while missing.
   let lastContext: unknown;
+  let lastBaggage: OpenTelemetryApi.Baggage | undefined;
   let lastIdentity: AmbientContext | undefined;
   return () => {
     const active = context.active();
-    if (active === lastContext) return lastIdentity;
-    const baggage = propagation.getBaggage(active);
-    lastContext = active;
-    lastIdentity =
-      baggage === undefined
-        ? undefined
-        : { tenantId: baggage.getEntry(TENANT_BAGGAGE_KEY)?.value, userId: baggage.getEntry(USER_BAGGAGE_KEY)?.value };
+    if (active !== lastContext) {
+      lastContext = active;
+      lastBaggage = propagation.getBaggage(active);
+      lastIdentity =
+        lastBaggage === undefined
+          ? undefined
+          : {
+              tenantId: lastBaggage.getEntry(TENANT_BAGGAGE_KEY)?.value,
+              userId: lastBaggage.getEntry(USER_BAGGAGE_KEY)?.value,
+            };
+    } else if (lastBaggage !== undefined && lastIdentity?.userId === undefined) {
+      const userId = lastBaggage.getEntry(USER_BAGGAGE_KEY)?.value;
+      if (userId !== undefined) lastIdentity = { tenantId: lastIdentity?.tenantId, userId };
+    }
     return lastIdentity;
   };
 }

@@ -159,6 +159,28 @@ describe('createFlags tenant and user context', () => {
     expect(flags.isEnabled('tenant-beta')).toBe(false);
   });
 
+  it('sees a user that joins the baggage after an earlier evaluation in the same context', async () => {
+    // Regression: entries were cached per context, and @gantry/telemetry's baggage resolves user.id only after
+    // authentication ran, so a flag read before authentication hid the user for the rest of the request.
+    const flags = offline();
+    await flags.ready();
+    const entries = new Map<string, { value: string }>([['tenant.id', { value: 'acme' }]]);
+    const lateBaggage = {
+      getEntry: (key: string) => entries.get(key),
+      getAllEntries: () => [...entries],
+      setEntry: () => lateBaggage,
+      removeEntry: () => lateBaggage,
+      removeEntries: () => lateBaggage,
+      clear: () => lateBaggage,
+    };
+    const [before, after] = context.with(propagation.setBaggage(context.active(), lateBaggage), () => {
+      const early = flags.isEnabled('user-beta');
+      entries.set('user.id', { value: 'u-1' });
+      return [early, flags.isEnabled('user-beta')];
+    });
+    expect([before, after]).toEqual([false, true]);
+  });
+
   it('uses a custom tenant property name and can turn the baggage lookup off', async () => {
     const flags = offline({ tenantProperty: 'tenant', ambientContext: false });
     await flags.ready();

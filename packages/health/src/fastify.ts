@@ -27,6 +27,18 @@ declare module 'fastify' {
 }
 
 const plugin: FastifyPluginCallback<HealthPluginOptions> = (fastify: FastifyInstance, options, done) => {
+  // A callback plugin must hand its errors to `done`: thrown, they escape avvio as an uncaught exception instead
+  // of rejecting `register()`/`ready()`.
+  try {
+    install(fastify, options);
+  } catch (error) {
+    done(error as Error);
+    return;
+  }
+  done();
+};
+
+function install(fastify: FastifyInstance, options: HealthPluginOptions): void {
   const { health } = options;
   healthInternals(health);
   if (options.logLevel !== undefined && typeof options.logLevel !== 'string') {
@@ -64,8 +76,7 @@ const plugin: FastifyPluginCallback<HealthPluginOptions> = (fastify: FastifyInst
       }
     }
   }
-  done();
-};
+}
 
 /**
  * Fastify plugin: serves the probes (GET and HEAD) on the app and wires the app into the graceful shutdown.

@@ -41,6 +41,18 @@ export interface HealthChange {
   readonly previous: CheckStatus;
 }
 
+// Every key of CheckPolicy: others are rejected by addCheck.
+const CHECK_POLICY_KEYS: ReadonlySet<string> = new Set([
+  'groups',
+  'mode',
+  'intervalMs',
+  'timeoutMs',
+  'staleAfterMs',
+  'failureThreshold',
+  'successThreshold',
+  'cacheMs',
+] satisfies (keyof CheckPolicy)[]);
+
 /** Check names the registry uses for its own entries. */
 export const RESERVED_CHECK_NAMES: readonly string[] = Object.freeze(['started', 'shutdown']);
 
@@ -603,6 +615,12 @@ export function createHealth(options: HealthOptions = {}): Health {
       if (typeof policy !== 'object' || policy === null)
         throw invalid(`policy of check "${check.name}"`, 'an object', policy);
       const label = `check "${check.name}"`;
+      // A misspelt key (`startup: true` for `groups: ['startup']`) would otherwise register the check somewhere
+      // the caller did not mean, silently.
+      for (const key of Object.keys(policy)) {
+        if (!CHECK_POLICY_KEYS.has(key))
+          throw invalid(`${label} policy`, `only the keys ${[...CHECK_POLICY_KEYS].join(', ')}`, key);
+      }
       const groups = groupsOption(`${label} groups`, policy.groups);
       const mode = policy.mode ?? 'background';
       if (mode !== 'background' && mode !== 'on-demand')

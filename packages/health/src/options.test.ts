@@ -65,6 +65,23 @@ describe('options', () => {
     ).toThrow('Expected `check "z" timeoutMs` to be a finite number ≥ 1, got 0');
   });
 
+  it('rejects an unknown policy key instead of registering the check in the wrong probe', () => {
+    // Regression: migrations' docs said `{ startup: true }`; health ignored it and the check went to readiness only.
+    const health = make({});
+    expect(() =>
+      health.addCheck(
+        createCheck('schema', () => true),
+        { startup: true } as never,
+      ),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'GANTRY_HEALTH_INVALID_OPTION',
+        message: expect.stringContaining('Expected `check "schema" policy` to be only the keys groups, mode,'),
+      }),
+    );
+    expect(health.snapshot('readiness').checks.map((check) => check.name)).not.toContain('schema');
+  });
+
   it('rejects duplicate hooks and contributors, and contributors that take a reserved key', () => {
     const health = make({});
     health.addShutdownHook({ name: 'pool', run: async () => undefined });

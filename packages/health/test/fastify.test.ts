@@ -27,6 +27,23 @@ async function app(
 }
 
 describe('fastify plugin', () => {
+  it('rejects register() with a coded error on bad options instead of crashing the process', async () => {
+    // Regression: the plugin threw inside avvio, which turned a bad path into an uncaught exception.
+    const health = createHealth({ registry: new Registry(), shutdown: { signals: [] } });
+    cleanups.push(() => health.close());
+    for (const options of [
+      { health, paths: { liveness: 'no-slash' } },
+      { health, logLevel: 42 as unknown as 'info' },
+      { health: {} as Health },
+    ]) {
+      const instance = Fastify();
+      await expect(instance.register(healthPlugin, options).ready()).rejects.toMatchObject({
+        code: 'GANTRY_HEALTH_INVALID_OPTION',
+      });
+      await instance.close();
+    }
+  });
+
   it('serves every probe with MicroProfile JSON, 200/503, no-store, HEAD and query strings', async () => {
     const state = { ready: true };
     const health = createHealth({

@@ -100,7 +100,7 @@ export function parseApplicationName(
  * const registration = await registerAppVersion(pool, {
  *   service: 'orders', version: '2.1.0', schemaSupports: { min: '5', max: '7' },
  * });
- * health.onShutdown({ name: 'schema-heartbeat', run: () => registration.stop() });
+ * health.addShutdownHook({ name: 'schema-heartbeat', run: () => registration.stop() });
  */
 export async function registerAppVersion(
   pool: Pick<pg.Pool, 'query'>,

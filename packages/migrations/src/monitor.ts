@@ -115,7 +115,7 @@ async function createGauges(registry: Registry | undefined, logger: Logger): Pro
  * @example
  * const monitor = createSchemaMonitor({ pool, directory: './migrations', schemaSupports: { min: '5', max: '7' } });
  * await monitor.start();
- * health.addCheck(monitor.check, { startup: true });
+ * health.addCheck(monitor.check, { groups: ['startup'] });
  * health.addInfoContributor(monitor.info);
  */
 export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonitor {

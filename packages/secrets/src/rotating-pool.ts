@@ -918,7 +918,7 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
  * const pool = createRotatingPool({ vault, role: 'orders-rw', pool: { host: 'db', database: 'orders', max: 20 } });
  * await pool.start();
  * const { rows } = await pool.query('SELECT now()');
- * health.addReadinessCheck(pool.check());
+ * health.addCheck(pool.check()); // @gantry/health: a readiness check
  */
 export function createRotatingPool(options: RotatingPoolOptions): RotatingPool {
   return new RotatingPoolImpl(options);

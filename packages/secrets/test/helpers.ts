@@ -92,10 +92,18 @@ export async function createTestBed(
   };
 }
 
-/** Roles whose name starts with `v-` that still exist. */
-export async function liveRoles(admin: pg.Pool): Promise<string[]> {
+/**
+ * Roles whose name starts with `v-` that still exist; with `vault`, only the roles that dev server created. Roles
+ * are cluster-wide and test files run in parallel on the shared server, so "none of ours is left" must not count
+ * the roles of another file's test bed.
+ */
+export async function liveRoles(
+  admin: pg.Pool,
+  vault?: { leases(): readonly { readonly username: string | undefined }[] },
+): Promise<string[]> {
   const { rows } = await admin.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'");
-  return rows.map((row) => row.rolname);
+  const ours = vault === undefined ? undefined : new Set(vault.leases().map((lease) => lease.username));
+  return rows.map((row) => row.rolname).filter((name) => ours === undefined || ours.has(name));
 }
 
 export interface LoadResult {

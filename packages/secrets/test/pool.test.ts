@@ -219,7 +219,7 @@ describe('rotating pool', () => {
     await closing;
     expect(pool.ended).toBe(true);
     expect(bed.vault.leases().every((lease) => lease.revoked)).toBe(true);
-    expect(await liveRoles(bed.admin)).toEqual([]);
+    expect(await liveRoles(bed.admin, bed.vault)).toEqual([]);
     const order = logger.lines
       .map((line) => line.fields['event'])
       .filter((event) => event === 'secrets.pool.drained' || event === 'secrets.lease.revoked');

@@ -83,7 +83,7 @@ describe('rotation under load', () => {
     }
     expect(events(logger.lines, 'secrets.pool.drain_timeout')).toEqual([]);
     expect(current).toMatch(/^v-approle-app-/);
-    expect(await liveRoles(bed.admin)).toEqual([]);
+    expect(await liveRoles(bed.admin, bed.vault)).toEqual([]);
     const metrics = await bed.registry.getMetricsAsJSON();
     const rotations = metrics.find((metric) => metric.name === 'gantry_secrets_rotations_total');
     expect(rotations?.values.find((value) => value.labels['result'] === 'success')?.value).toBe(generation);

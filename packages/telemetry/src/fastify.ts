@@ -28,7 +28,7 @@ export interface FastifyTelemetryOptions {
   readonly telemetry?: Telemetry;
   /** Route serving the metrics, or `false` to serve them elsewhere. @default '/q/metrics' */
   readonly metricsPath?: string | false;
-  /** Paths with no span, metric or log line (`*` suffix = prefix). @default ['/q/health*', '/livez', '/readyz'] */
+  /** Paths with no span, metric or log line (`*` suffix = prefix). @default ['/q/health*', '/q/info', '/livez', '/readyz'] */
   readonly ignorePaths?: readonly string[];
   /** Share of non-5xx requests logged. @default 1 */
   readonly requestLogSampleRatio?: number;

@@ -15,7 +15,7 @@ describe('resolveTelemetryOptions', () => {
     expect(config.propagators).toEqual(['tracecontext', 'baggage']);
     expect(config.exporter).toMatchObject({ endpoint: DEFAULT_OTLP_TRACES_ENDPOINT, protocol: 'http/protobuf' });
     expect(config.http.durationBuckets).toEqual(DEFAULT_HTTP_DURATION_BUCKETS);
-    expect(config.http.ignorePaths).toEqual(['/q/health*', '/livez', '/readyz']);
+    expect(config.http.ignorePaths).toEqual(['/q/health*', '/q/info', '/livez', '/readyz']);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.identity)).toBe(true);
   });

@@ -37,8 +37,12 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000;
 export const DEFAULT_HTTP_DURATION_BUCKETS: readonly number[] = Object.freeze([
   0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
 ]);
-/** Requests on these paths (exact, or prefix when ending in `*`) get no span, no metric and no log line. */
-export const DEFAULT_IGNORED_PATHS: readonly string[] = Object.freeze(['/q/health*', '/livez', '/readyz']);
+/**
+ * Requests on these paths (exact, or prefix when ending in `*`) get no span, no metric and no log line: the probes
+ * and `/q/info` that @gantry/health serves (kubelets and the sidecar agent read them every few seconds; counted as
+ * traffic they would dilute the error rate and latency the agent judges a rollout by).
+ */
+export const DEFAULT_IGNORED_PATHS: readonly string[] = Object.freeze(['/q/health*', '/q/info', '/livez', '/readyz']);
 /** @default '/q/metrics' */
 export const DEFAULT_METRICS_PATH = '/q/metrics';
 /** @default 'x-tenant-id' */

@@ -40,6 +40,27 @@ describe('fastify plugin', () => {
     await app.close();
   });
 
+  it("records none of @gantry/health's routes, /q/info included (the agent reads it every cycle)", async () => {
+    // Regression: /q/info was recorded, so every sidecar scrape counted as a request of the app and diluted the
+    // error rate and latency the agent gates rollouts on.
+    const { createHealth, DEFAULT_HEALTH_PATHS } = await import('@gantry/health');
+    const { healthPlugin } = await import('@gantry/health/fastify');
+    const app = await appWith();
+    const health = createHealth({ service: 'orders', registry: t!.registry });
+    await app.register(healthPlugin, { health, closeOnShutdown: false, drain: false });
+    app.get('/api', async () => 'ok');
+    await app.ready();
+    for (const path of [...Object.values(DEFAULT_HEALTH_PATHS), '/livez', '/readyz']) {
+      expect((await app.inject(path)).statusCode).toBeLessThan(600);
+      await app.inject({ method: 'HEAD', url: `${path}?probe=1` });
+    }
+    await app.inject('/api');
+    expect(t!.spans().map((span) => span.name)).toEqual(['GET /api']);
+    expect(await t!.metricValue('http_server_request_duration_seconds_count')).toBe(1);
+    await app.close();
+    await health.close();
+  });
+
   it('records HTTP metrics by route template with tracing off', async () => {
     const app = await appWith({ tracing: false });
     app.get('/users/:id', async () => ({ ok: true }));
