@@ -45,6 +45,8 @@ export class Timeline {
   #weights = new Map<number, number>();
   #weight = 0;
   #total = { requests: 0, failed: 0, dropped: 0 };
+  /** Failed observations (time and answering version): few, so kept one by one. */
+  #failures: { at: number; version: string | undefined }[] = [];
 
   constructor(startedAt = Date.now()) {
     this.startedAt = startedAt;
@@ -67,8 +69,16 @@ export class Timeline {
     bucket.byVersion.set(version, (bucket.byVersion.get(version) ?? 0) + 1);
     this.#weights.set(second, this.#weight);
     this.#total.requests += 1;
-    if (failed) this.#total.failed += 1;
+    if (failed) {
+      this.#total.failed += 1;
+      this.#failures.push({ at: observation.at, version: observation.version });
+    }
     if (dropped) this.#total.dropped += 1;
+  }
+
+  /** Failed requests answered by `version` whose time falls in [from, to). */
+  failedByVersion(version: string, from: number, to: number): number {
+    return this.#failures.filter((item) => item.version === version && item.at >= from && item.at < to).length;
   }
 
   /** Records a controller event (and the canary weight, when it carries one). */
