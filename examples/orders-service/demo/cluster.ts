@@ -33,6 +33,8 @@ export interface PodTimings {
   readonly heartbeatIntervalMs: number;
   /** Share of successful requests each app logs. */
   readonly requestLogSampleRatio: number;
+  /** Reads each app sends itself before it listens (JIT warm-up; see the service's README). */
+  readonly warmupRequests: number;
 }
 
 /** What the sidecars decide with: the agent policy (thresholds, gates) shared by every pod. */
@@ -145,6 +147,7 @@ export function createCluster(options: ClusterOptions): Cluster {
       ORDERS_HOST: '127.0.0.1',
       ORDERS_HEARTBEAT_INTERVAL_MS: String(timings.heartbeatIntervalMs),
       ORDERS_SCHEMA_REFRESH_INTERVAL_MS: '1000',
+      ORDERS_WARMUP_REQUESTS: String(timings.warmupRequests),
       DATABASE_URL: infra.databaseUrl,
       OTEL_SERVICE_NAME: 'orders',
       GANTRY_TELEMETRY_SERVICE_VERSION: version,

@@ -62,6 +62,7 @@ export const DEMO_PROFILE: Profile = {
     flagsRefreshMs: 500,
     heartbeatIntervalMs: 2_000,
     requestLogSampleRatio: 0.1,
+    warmupRequests: 600,
   },
   rollout: {
     steps: DEFAULT_STEPS,

@@ -42,6 +42,8 @@ export interface OrdersConfig {
   readonly migrationsDirectory: string;
   readonly heartbeatIntervalMs: number;
   readonly schemaRefreshIntervalMs: number;
+  /** Requests the service sends itself before it listens, so the first clients do not meet cold code. */
+  readonly warmupRequests: number;
 }
 
 /** The example's root folder (the one holding `migrations/` and `flags-bootstrap.json`). */
@@ -126,5 +128,6 @@ export function ordersConfigFromEnv(env: Env = process.env): OrdersConfig {
     migrationsDirectory: env['ORDERS_MIGRATIONS_DIR']?.trim() || join(SERVICE_ROOT, 'migrations'),
     heartbeatIntervalMs: number(env, 'ORDERS_HEARTBEAT_INTERVAL_MS', 10_000, 10),
     schemaRefreshIntervalMs: number(env, 'ORDERS_SCHEMA_REFRESH_INTERVAL_MS', 5_000, 0),
+    warmupRequests: number(env, 'ORDERS_WARMUP_REQUESTS', 0, 0, 100_000),
   });
 }

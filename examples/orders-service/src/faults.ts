@@ -14,8 +14,8 @@ export interface FaultDecision {
 /** Decides and applies the faults of one version. */
 export interface FaultInjector {
   readonly faults: Faults;
-  /** Draws the decision for the next request. */
-  decide(): FaultDecision;
+  /** Draws the decision for the next request (none while `suspended`, e.g. during the warm-up). */
+  decide(suspended?: boolean): FaultDecision;
   /** Waits the decided delay (if any). */
   delay(decision: FaultDecision): Promise<void>;
 }
@@ -38,8 +38,8 @@ export function createFaultInjector(faults: Faults, random: () => number = Math.
   const active = faults.errorRate > 0 || faults.slowRate > 0;
   return {
     faults,
-    decide() {
-      if (!active) return none;
+    decide(suspended = false) {
+      if (!active || suspended) return none;
       const fail = random() < faults.errorRate;
       const slow = random() < faults.slowRate;
       const [low, high] = faults.slowMs;
