@@ -253,7 +253,11 @@ export async function createOrdersService(options: OrdersServiceOptions): Promis
     );
     warming = false;
     logger.info(
-      { event: 'orders.warmup.completed', requests: config.warmupRequests, ms: Math.round(performance.now() - started) },
+      {
+        event: 'orders.warmup.completed',
+        requests: config.warmupRequests,
+        ms: Math.round(performance.now() - started),
+      },
       'warm-up done',
     );
   }
