@@ -8,6 +8,7 @@ const duration = (ms: number): string => {
   return total < 60 ? `${total} s` : `${Math.floor(total / 60)}m${String(total % 60).padStart(2, '0')}s`;
 };
 const count = (value: number): string => value.toLocaleString('en-US');
+const plural = (value: number, noun: string): string => `${count(value)} ${noun}${value === 1 ? '' : 's'}`;
 const clock = (at: number, since: number): string => {
   const total = Math.max(0, Math.round((at - since) / 1000));
   return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, '0')}`;
@@ -35,7 +36,9 @@ export function summaryRows(result: DemoResult): [string, string][] {
   const refusedBecause =
     oldClients.length === 0
       ? result.contract.whileOldAlive.message.slice(0, 120)
-      : `${new Set(oldClients.map((client) => client.instance)).size} v1 instances (${oldClients[0]!.service}@${oldClients[0]!.version}, schema ≤ ${oldClients[0]!.schemaSupports.max}) still alive`;
+      : `${plural(new Set(oldClients.filter((client) => client.source === 'heartbeat').map((client) => client.instance)).size, 'v1 instance')} ` +
+        `(${oldClients[0]!.service}@${oldClients[0]!.version}, schema ≤ ${oldClients[0]!.schemaSupports.max}) still alive, ` +
+        `${plural(oldClients.filter((client) => client.source === 'connection').length, 'database session')} of theirs open`;
   const rows: [string, string][] = [
     ['Servers', servers || 'none started'],
     [
@@ -55,7 +58,7 @@ export function summaryRows(result: DemoResult): [string, string][] {
     [
       'v3 (bad)',
       `${v3.outcome === 'rolled-back' ? 'rolled back' : v3.outcome} — time to detect ${seconds(v3.decisionMs)} at ${v3.decidedAtWeight}% ` +
-        `(${v3.reasonCode}: ${v3.reason.slice(0, 90)}); ${count(v3.canaryFailed)} requests failed on the canary`,
+        `(${v3.reasonCode}: ${v3.reason.slice(0, 90)}); ${plural(v3.canaryFailed, 'request')} failed on the canary`,
     ],
     [
       'Contract V4',
