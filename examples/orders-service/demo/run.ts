@@ -27,6 +27,8 @@ export interface Profile {
   readonly replicas: number;
   /** Orders written before the demo starts (the rows the backfill copies). */
   readonly seedOrders: number;
+  /** Extra environment of every app (e.g. a lower trace sampling ratio at high request rates). */
+  readonly appEnv?: Readonly<Record<string, string>>;
 }
 
 /** Options of {@link startRun}. */
@@ -115,7 +117,7 @@ export async function startRun(options: RunOptions): Promise<Run> {
     runDirectory: options.runDirectory,
     timings: profile.pods,
     policy: profile.policy,
-    ...(options.env === undefined ? {} : { env: options.env }),
+    env: { ...profile.appEnv, ...options.env },
   });
   let stable: Pod[] = [];
   let load: Load | undefined;

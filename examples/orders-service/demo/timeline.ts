@@ -46,7 +46,7 @@ export class Timeline {
   #weight = 0;
   #total = { requests: 0, failed: 0, dropped: 0 };
   /** Failed observations (time and answering version): few, so kept one by one. */
-  #failures: { at: number; version: string | undefined }[] = [];
+  #failures: { at: number; version: string | undefined; status: number; error: string | undefined }[] = [];
 
   constructor(startedAt = Date.now()) {
     this.startedAt = startedAt;
@@ -71,9 +71,25 @@ export class Timeline {
     this.#total.requests += 1;
     if (failed) {
       this.#total.failed += 1;
-      this.#failures.push({ at: observation.at, version: observation.version });
+      this.#failures.push({
+        at: observation.at,
+        version: observation.version,
+        status: observation.status,
+        error: observation.error,
+      });
     }
     if (dropped) this.#total.dropped += 1;
+  }
+
+  /** What the failed requests in [from, to) were, counted by answering version, status and error. */
+  failureKinds(from = 0, to = Number.POSITIVE_INFINITY): Record<string, number> {
+    const kinds: Record<string, number> = {};
+    for (const item of this.#failures) {
+      if (item.at < from || item.at >= to) continue;
+      const key = `${item.version ?? 'no version'} ${item.status}${item.error === undefined ? '' : ` ${item.error}`}`;
+      kinds[key] = (kinds[key] ?? 0) + 1;
+    }
+    return kinds;
   }
 
   /** Failed requests answered by `version` whose time falls in [from, to). */
