@@ -92,6 +92,22 @@ export class Timeline {
     return kinds;
   }
 
+  /** The failed requests in [from, to), each with the last controller event before it (for failure messages). */
+  failuresBetween(
+    from = 0,
+    to = Number.POSITIVE_INFINITY,
+  ): { at: number; version: string | undefined; status: number; error: string | undefined; after: string }[] {
+    return this.#failures
+      .filter((item) => item.at >= from && item.at < to)
+      .map((item) => {
+        const last = this.events.filter((event) => event.at <= item.at).at(-1);
+        return {
+          ...item,
+          after: last === undefined ? 'start' : `${item.at - last.at} ms after "${last.text.slice(0, 60)}"`,
+        };
+      });
+  }
+
   /** Failed requests answered by `version` whose time falls in [from, to). */
   failedByVersion(version: string, from: number, to: number): number {
     return this.#failures.filter((item) => item.version === version && item.at >= from && item.at < to).length;
