@@ -2,7 +2,8 @@
 # Sourced by ./gantry and .ci/run. Makes sure this checkout has everything it needs to build and test:
 #   Node >= 22.12 (installs Node 24 from the npm registry into .tools/ when the system Node is older),
 #   pnpm through corepack (pinned by `packageManager`), workspace dependencies,
-#   Debian's prometheus (when missing and running as root) and the Kafka broker jars (cached in .cache/).
+#   Debian's prometheus (when missing and running as root) and the Kafka broker jars (cached in .cache/);
+#   for ./gantry demo, Debian's chromium the same way (ensure_chromium).
 # Safe to rerun: every step checks before it works, so a second run takes a second or two.
 set -euo pipefail
 
@@ -110,6 +111,18 @@ ensure_prometheus() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
   else
     say "prometheus is not installed and this is not root with apt-get: tests that need it will say so"
+  fi
+}
+
+# Only `./gantry demo` needs it (the report's screenshot); the demo skips the screenshot with a notice without it.
+ensure_chromium() {
+  [ -n "${GANTRY_CHROMIUM:-}" ] && return
+  command -v chromium >/dev/null 2>&1 && return
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's chromium package (apt-get) for the demo report's screenshot"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2 ||
+      say "chromium could not be installed: the demo will skip its report screenshot"
   fi
 }
 

@@ -125,6 +125,26 @@ describe('timeline and report', () => {
     expect(html).not.toMatch(/<script/);
   });
 
+  it('leaves out a phase label that would run into the previous one, keeping its band', () => {
+    const timeline = new Timeline(0);
+    timeline.event({ at: 0, kind: 'phase', text: '1.0.0 serving' });
+    timeline.event({ at: 500, kind: 'phase', text: 'expand + backfill' });
+    timeline.event({ at: 60_000, kind: 'phase', text: 'canary 2.0.0' });
+    for (let t = 0; t < 120_000; t += 1_000) timeline.observe({ at: t, status: 200, ms: 5, version: 'v1' });
+    const html = renderReport({
+      title: 't',
+      startedAt: 0,
+      seconds: timeline.seconds(),
+      events: timeline.events,
+      summary: [],
+    });
+    const labels = [...html.matchAll(/class="phase">([^<]*)</g)].map((match) => match[1]);
+    const shown = labels.filter((label) => label === '1.0.0 serving').length;
+    expect(shown).toBeGreaterThan(0);
+    expect(labels.filter((label) => label === 'canary 2.0.0')).toHaveLength(shown);
+    expect(labels).not.toContain('expand + backfill');
+  });
+
   it('takes the nearest-rank quantile', () => {
     expect(quantile([1, 2, 3, 4], 0.5)).toBe(2);
     expect(quantile([1, 2, 3, 4], 0.99)).toBe(4);

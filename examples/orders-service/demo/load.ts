@@ -2,6 +2,9 @@
 // cannot slow the load down and hide its own latency), bounded by a maximum number in flight.
 import { Agent, request as httpRequest } from 'node:http';
 
+/** Idle keep-alive sockets are closed after this long (the client side closes first, as it should). */
+export const IDLE_SOCKET_MS = 10_000;
+
 /** One request the generator made. */
 export interface LoadResult {
   readonly at: number;
@@ -55,7 +58,10 @@ export function startLoad(options: LoadOptions): Load {
   let rate = check(options.rate);
   const maxInFlight = options.maxInFlight ?? 200;
   const timeoutMs = options.timeoutMs ?? 5_000;
-  const agent = new Agent({ keepAlive: true, maxSockets: maxInFlight });
+  // An idle timeout well under the proxy's keep-alive timeout (30 s). Without one, Node's agent ignores the
+  // server's `Keep-Alive: timeout=` hint and keeps idle sockets forever, so now and then it reused one at the
+  // moment the server closed it: an ECONNRESET the service had nothing to do with.
+  const agent = new Agent({ keepAlive: true, maxSockets: maxInFlight, timeout: IDLE_SOCKET_MS });
   let inFlight = 0;
   let sequence = 0;
   let stopped = false;

@@ -5,6 +5,12 @@
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/**
+ * Idle sockets to a backend are closed after this long: under the apps' keep-alive timeout (fastify's 72 s), so
+ * the proxy never reuses a socket the app is closing — what load balancers do with their upstream idle timeout.
+ */
+export const UPSTREAM_IDLE_MS = 10_000;
+
 /** One instance behind the proxy. */
 export interface Backend {
   /** Unique name, e.g. `v1-a`. */
@@ -157,7 +163,11 @@ export async function createWeightedProxy(options: WeightedProxyOptions = {}): P
       const next = [...nextStable, ...nextCanary];
       for (const backend of next) {
         if (!members.has(backend.id)) {
-          const member: Member = { backend, ready: false, agent: new Agent({ keepAlive: true, maxSockets: 64 }) };
+          const member: Member = {
+            backend,
+            ready: false,
+            agent: new Agent({ keepAlive: true, maxSockets: 64, timeout: UPSTREAM_IDLE_MS }),
+          };
           members.set(backend.id, member);
           void probe(member);
         }

@@ -68,18 +68,29 @@ function axes(s: Scale, unit: string): string {
   return lines.join('');
 }
 
+/** Width of one character of an 11 px phase label, generously (the report has no layout engine). */
+const LABEL_CHAR_PX = 6.5;
+
 function phaseBands(s: Scale, input: ReportInput): string {
   const phases = input.events.filter((event) => event.kind === 'phase');
+  // A label that would run into the previous one is left out (short phases); its band stays.
+  let labelsEnd = Number.NEGATIVE_INFINITY;
   return phases
     .map((phase, index) => {
       const from = (phase.at - input.startedAt) / 1000;
       const next = phases[index + 1];
       const to = next === undefined ? s.maxT : (next.at - input.startedAt) / 1000;
       const fill = index % 2 === 0 ? '#f6f8fa' : '#ffffff';
+      const x = s.x(from) + 4;
+      let label = '';
+      if (x >= labelsEnd) {
+        label = `<text x="${x}" y="${MARGIN.top - 5}" class="phase">${escape(phase.text)}</text>`;
+        labelsEnd = x + phase.text.length * LABEL_CHAR_PX + 8;
+      }
       return (
         `<rect x="${s.x(from)}" y="${MARGIN.top}" width="${Math.max(0, s.x(to) - s.x(from))}" ` +
         `height="${HEIGHT - MARGIN.top - MARGIN.bottom}" fill="${fill}"/>` +
-        `<text x="${s.x(from) + 4}" y="${MARGIN.top - 5}" class="phase">${escape(phase.text)}</text>`
+        label
       );
     })
     .join('');

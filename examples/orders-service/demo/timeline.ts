@@ -45,6 +45,8 @@ export class Timeline {
   #weights = new Map<number, number>();
   #weight = 0;
   #total = { requests: 0, failed: 0, dropped: 0 };
+  /** Failed observations (time and answering version): few, so kept one by one. */
+  #failures: { at: number; version: string | undefined; status: number; error: string | undefined }[] = [];
 
   constructor(startedAt = Date.now()) {
     this.startedAt = startedAt;
@@ -67,8 +69,48 @@ export class Timeline {
     bucket.byVersion.set(version, (bucket.byVersion.get(version) ?? 0) + 1);
     this.#weights.set(second, this.#weight);
     this.#total.requests += 1;
-    if (failed) this.#total.failed += 1;
+    if (failed) {
+      this.#total.failed += 1;
+      this.#failures.push({
+        at: observation.at,
+        version: observation.version,
+        status: observation.status,
+        error: observation.error,
+      });
+    }
     if (dropped) this.#total.dropped += 1;
+  }
+
+  /** What the failed requests in [from, to) were, counted by answering version, status and error. */
+  failureKinds(from = 0, to = Number.POSITIVE_INFINITY): Record<string, number> {
+    const kinds: Record<string, number> = {};
+    for (const item of this.#failures) {
+      if (item.at < from || item.at >= to) continue;
+      const key = `${item.version ?? 'no version'} ${item.status}${item.error === undefined ? '' : ` ${item.error}`}`;
+      kinds[key] = (kinds[key] ?? 0) + 1;
+    }
+    return kinds;
+  }
+
+  /** The failed requests in [from, to), each with the last controller event before it (for failure messages). */
+  failuresBetween(
+    from = 0,
+    to = Number.POSITIVE_INFINITY,
+  ): { at: number; version: string | undefined; status: number; error: string | undefined; after: string }[] {
+    return this.#failures
+      .filter((item) => item.at >= from && item.at < to)
+      .map((item) => {
+        const last = this.events.filter((event) => event.at <= item.at).at(-1);
+        return {
+          ...item,
+          after: last === undefined ? 'start' : `${item.at - last.at} ms after "${last.text.slice(0, 60)}"`,
+        };
+      });
+  }
+
+  /** Failed requests answered by `version` whose time falls in [from, to). */
+  failedByVersion(version: string, from: number, to: number): number {
+    return this.#failures.filter((item) => item.version === version && item.at >= from && item.at < to).length;
   }
 
   /** Records a controller event (and the canary weight, when it carries one). */

@@ -116,6 +116,20 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
   });
 }
 
+/**
+ * Like {@link sleep}, for waits a caller is awaiting (start-up retries): the clock's timers are unref'd, so a
+ * process that only awaits `start()` would otherwise exit with the promise unsettled (exit code 13) instead of
+ * retrying. A ref'd timer holds the event loop for the duration of the wait.
+ */
+export async function sleepKeepingAlive(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  const hold = setInterval(() => undefined, 2 ** 31 - 1);
+  try {
+    await sleep(clock, ms, signal);
+  } finally {
+    clearInterval(hold);
+  }
+}
+
 /** A uniformly random number in `[min, max)`. */
 export function uniform(min: number, max: number): number {
   return min + Math.random() * (max - min);

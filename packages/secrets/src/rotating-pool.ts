@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Pool, PoolClient, PoolConfig } from 'pg';
 import type { Registry } from 'prom-client';
 import type { Check, CheckResult, ShutdownHook } from '@gantry/health';
-import { SYSTEM_CLOCK, backoffDelay, sleep, uniform, type Clock, type ClockTimer } from './clock.ts';
+import { SYSTEM_CLOCK, backoffDelay, sleepKeepingAlive, uniform, type Clock, type ClockTimer } from './clock.ts';
 import { SecretsError, invalidOption, isSecretsError } from './errors.ts';
 import { SILENT_LOGGER, errorFields, type Logger } from './logger.ts';
 import { secretsMetrics, type GaugeSource, type SecretsMetrics } from './metrics.ts';
@@ -343,7 +343,7 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
                 { cause: failure, kind: isSecretsError(failure) ? failure.kind : 'retryable' },
               );
             }
-            await sleep(this.#clock, delay, this.#stop.signal);
+            await sleepKeepingAlive(this.#clock, delay, this.#stop.signal);
           }
         }
       } catch (error) {

@@ -8,7 +8,7 @@ import nodeVault from 'node-vault';
 import type { Registry } from 'prom-client';
 import type { Check, CheckResult, ShutdownHook } from '@gantry/health';
 import { classifyVaultError } from './classify.ts';
-import { SYSTEM_CLOCK, backoffDelay, sleep, uniform, type Clock, type ClockTimer } from './clock.ts';
+import { SYSTEM_CLOCK, backoffDelay, sleepKeepingAlive, uniform, type Clock, type ClockTimer } from './clock.ts';
 import { SecretsError, invalidOption, isSecretsError } from './errors.ts';
 import { createKvStore, type KvStore, type KvStoreOptions } from './kv.ts';
 import { SILENT_LOGGER, errorFields, type Logger } from './logger.ts';
@@ -431,7 +431,7 @@ class VaultClient extends EventEmitter<VaultEvents> implements Vault {
             },
             'Vault not ready at startup; retrying',
           );
-          await sleep(this.#clock, delay, this.#stop.signal);
+          await sleepKeepingAlive(this.#clock, delay, this.#stop.signal);
         }
       }
     })();
