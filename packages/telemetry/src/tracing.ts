@@ -17,6 +17,7 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
+import { OtlpBatchSpanProcessor } from './otlp-batch-processor.ts';
 import { OtlpHttpSpanExporter } from './otlp-exporter.ts';
 import type { PropagatorName, SamplerName, TelemetryConfig } from './options.ts';
 
@@ -110,7 +111,21 @@ export function installTracing(
       (config.exporter === 'none'
         ? undefined
         : new OtlpHttpSpanExporter({ ...config.exporter, onError: hooks.onExportError }));
-    if (exporter !== undefined) {
+    if (
+      exporter instanceof OtlpHttpSpanExporter &&
+      config.exporter !== 'none' &&
+      config.exporter.protocol === 'http/protobuf'
+    ) {
+      // Spans encoded as they end: the export queue holds bytes, not span objects.
+      processors.push(
+        new OtlpBatchSpanProcessor({
+          sender: exporter,
+          scheduledDelayMs: config.batch.scheduledDelayMs,
+          maxQueueSize: config.batch.maxQueueSize,
+          maxExportBatchSize: config.batch.maxExportBatchSize,
+        }),
+      );
+    } else if (exporter !== undefined) {
       processors.push(
         new BatchSpanProcessor({
           exporter,

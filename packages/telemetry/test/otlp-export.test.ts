@@ -124,6 +124,20 @@ describe('OTLP export', () => {
     expect(failed['trace_id']).toBe(server.traceId);
   });
 
+  it('retries an export the collector turned away with 503 and delivers it, on one kept-alive connection', async () => {
+    const { base } = await startApp({ protocol: 'http/protobuf', compression: 'none' });
+    receiver!.respondWith(503, 1);
+    expect((await fetch(`${base}/orders/1`)).status).toBe(200);
+    const spans = await receiver!.waitFor((received) => received.some((span) => span.name === 'GET /orders/:id'));
+    expect(spans.filter((span) => span.name === 'GET /orders/:id')).toHaveLength(1);
+    expect(receiver!.requests.length).toBeGreaterThanOrEqual(2);
+    expect(receiver!.connections).toBe(1);
+    const metric = await telemetry!.metrics!.registry.getSingleMetricAsString(
+      'gantry_telemetry_span_export_failures_total',
+    );
+    expect(metric).toMatch(/ 0$/m);
+  });
+
   it('counts and logs (once) an export that fails, without throwing into the app', async () => {
     const { base, logs } = await startApp({ protocol: 'http/protobuf', compression: 'none' });
     receiver!.respondWith(400);
