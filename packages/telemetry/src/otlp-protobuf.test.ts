@@ -24,8 +24,18 @@ function makeSpans(): void {
       numbers: [1, 2.5],
       long: 'x'.repeat(300),
       unicode: 'prix €',
+      huge: 2 ** 60,
+      fraction: -1.5,
     },
   });
+  // Values the SDK accepts beyond the API's AttributeValue (OTLP AnyValue): bytes, maps, nulls.
+  const anyValues: Record<string, unknown> = {
+    bytes: new Uint8Array([0, 1, 254, 255]),
+    nothing: null,
+    map: { a: 'b', nested: { n: 1 }, list: [true, null, 'x'] },
+    sparse: [1, null, 2],
+  };
+  for (const [key, value] of Object.entries(anyValues)) root.setAttribute(key, value);
   root.addEvent('cache.miss', { key: 'k1', hits: 0 });
   root.addEvent('plain');
   root.setStatus({ code: SpanStatusCode.ERROR, message: 'boom ünïcode' });

@@ -3,7 +3,7 @@
 // small fraction of that. Spans can be encoded one by one as they end (EncodedSpanBatch), so a batch waiting for
 // export holds bytes, not span objects the garbage collector has to copy and promote. Only encoding: the wire
 // format is stable, so there is nothing to keep in step but the field numbers below.
-import type { AttributeValue, Attributes, HrTime } from '@opentelemetry/api';
+import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 
 const WIRE_VARINT = 0;
@@ -234,28 +234,40 @@ class ProtoWriter {
   }
 }
 
-function anyValue(writer: ProtoWriter, field: number, value: AttributeValue): void {
+const MIN_INT64 = -(2 ** 63);
+const MAX_INT64 = 2 ** 63;
+
+/**
+ * AnyValue as OpenTelemetry's serializer writes it: strings, booleans, integers in the int64 range as int, other
+ * numbers as double, byte arrays, arrays and plain objects (key/value lists); null and undefined as an empty value.
+ */
+function anyValue(writer: ProtoWriter, field: number, value: unknown): void {
   const start = writer.begin(field);
   if (typeof value === 'string') writer.string(1, value);
   else if (typeof value === 'boolean') {
     writer.tag(2, WIRE_VARINT);
     writer.varint(value ? 1 : 0);
   } else if (typeof value === 'number') {
-    if (Number.isSafeInteger(value)) writer.int64(3, value);
+    if (Number.isInteger(value) && value >= MIN_INT64 && value < MAX_INT64) writer.int64(3, value);
     else writer.double(4, value);
+  } else if (value instanceof Uint8Array) {
+    writer.tag(7, WIRE_LENGTH);
+    writer.varint(value.length);
+    writer.bytes(value);
   } else if (Array.isArray(value)) {
     const array = writer.begin(5);
-    for (const item of value) {
-      if (item === null || item === undefined) continue;
-      anyValue(writer, 1, item);
-    }
+    for (const item of value as unknown[]) anyValue(writer, 1, item);
     writer.end(array);
+  } else if (typeof value === 'object' && value !== null) {
+    const list = writer.begin(6);
+    keyValues(writer, 1, value as Record<string, unknown>);
+    writer.end(list);
   }
   writer.end(start);
 }
 
 /** One KeyValue (field `field`); pairs with a short string value come from PAIR_CACHE when seen before. */
-function keyValue(writer: ProtoWriter, field: number, key: string, value: AttributeValue): void {
+function keyValue(writer: ProtoWriter, field: number, key: string, value: unknown): void {
   if (typeof value === 'string' && field === 9 && value.length <= PAIR_VALUE_MAX_LENGTH) {
     let values = PAIR_CACHE.get(key);
     const cached = values?.get(value);
@@ -285,11 +297,10 @@ function keyValue(writer: ProtoWriter, field: number, key: string, value: Attrib
   writer.end(message);
 }
 
-function keyValues(writer: ProtoWriter, field: number, attributes: Attributes): void {
+function keyValues(writer: ProtoWriter, field: number, attributes: Attributes | Record<string, unknown>): void {
   for (const key in attributes) {
-    const value = attributes[key];
-    if (value === undefined || value === null) continue;
-    keyValue(writer, field, key, value);
+    if (!Object.hasOwn(attributes, key)) continue;
+    keyValue(writer, field, key, attributes[key]);
   }
 }
 
@@ -461,6 +472,13 @@ export class EncodedSpanBatch {
         const scopeStart = writer.begin(1);
         writer.string(1, scope.name);
         if (scope.version !== undefined) writer.string(2, scope.version);
+        const scopeAttributes = (scope as { attributes?: Attributes }).attributes;
+        if (scopeAttributes !== undefined) keyValues(writer, 3, scopeAttributes);
+        const scopeDropped = (scope as { droppedAttributesCount?: number }).droppedAttributesCount ?? 0;
+        if (scopeDropped > 0) {
+          writer.tag(4, WIRE_VARINT);
+          writer.varint(scopeDropped);
+        }
         writer.end(scopeStart);
         writer.bytes(spans.buffer, spans.position);
         if (scope.schemaUrl !== undefined) writer.string(3, scope.schemaUrl);
