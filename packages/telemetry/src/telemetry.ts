@@ -18,6 +18,7 @@ import {
   type TelemetryConfig,
   type TelemetryOptions,
 } from './options.ts';
+import { registerInternals } from './internals.ts';
 import { installTracing, type Tracing } from './tracing.ts';
 
 /** One step of {@link Telemetry.shutdown}. */
@@ -274,6 +275,7 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
     },
   };
   Object.freeze(telemetry);
+  registerInternals(telemetry, { serverSpans: tracing.serverSpans });
   (globalThis as GlobalWithTelemetry)[ACTIVE] = telemetry;
   internal.debug(
     {
