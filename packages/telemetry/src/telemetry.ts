@@ -149,6 +149,8 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
         });
   let lastExportErrorLog = -Infinity;
   let suppressedExportErrors = 0;
+  let lastDropLog = -Infinity;
+  let droppedSpans = 0;
   let tracing: Tracing;
   try {
     tracing = installTracing(config, options.spanExporter, options.spanProcessors ?? [], {
@@ -171,6 +173,19 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
           `span export failed; ${spans} spans lost (further failures logged at most once a minute)`,
         );
         suppressedExportErrors = 0;
+      },
+      onSpansDropped: (spans) => {
+        metrics?.countDroppedSpans(spans);
+        droppedSpans += spans;
+        const now = Date.now();
+        if (now - lastDropLog < EXPORT_ERROR_LOG_INTERVAL_MS) return;
+        lastDropLog = now;
+        internal.warn(
+          { event: 'telemetry.spans.dropped', spans: droppedSpans },
+          `dropped ${droppedSpans} sampled spans: the export queue was full (raise OTEL_BSP_MAX_EXPORT_BATCH_SIZE ` +
+            'and OTEL_BSP_MAX_QUEUE_SIZE, or sample less); logged at most once a minute',
+        );
+        droppedSpans = 0;
       },
     });
   } catch (error) {

@@ -84,6 +84,8 @@ export function createResource(config: TelemetryConfig): Resource {
 /** Hooks from the rest of telemetry into tracing. */
 export interface TracingHooks {
   readonly onExportError: (error: Error, spans: number) => void;
+  /** Sampled spans the batch processor dropped (queue full or not encodable). */
+  readonly onSpansDropped: (spans: number) => void;
 }
 
 /** The installed tracing. */
@@ -132,6 +134,7 @@ export function installTracing(
           scheduledDelayMs: config.batch.scheduledDelayMs,
           maxQueueSize: config.batch.maxQueueSize,
           maxExportBatchSize: config.batch.maxExportBatchSize,
+          onDropped: hooks.onSpansDropped,
         }),
       );
     } else if (exporter !== undefined) {

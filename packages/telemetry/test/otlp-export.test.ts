@@ -157,4 +157,26 @@ describe('OTLP export', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]!['code']).toBe('GANTRY_TELEMETRY_EXPORT_FAILED');
   });
+
+  it('counts and logs spans dropped on a full export queue (regression: they were dropped silently)', async () => {
+    receiver = await startOtlpReceiver();
+    receiver.blackHole();
+    const logs = new LogCapture();
+    telemetry = initTelemetry({
+      serviceName: 'orders',
+      exporter: { endpoint: receiver.url, timeoutMs: 1_000 },
+      batch: { maxQueueSize: 4, maxExportBatchSize: 2 },
+      instrumentations: [],
+      logger: { destination: logs },
+      metrics: { registry: new Registry(), processMetrics: false },
+    });
+    // 2 spans go out in an export the collector never answers, 4 wait in the queue, the other 14 are dropped.
+    for (let index = 0; index < 20; index += 1) traceOperation('orders.tick', () => index);
+    const metric = await telemetry.metrics!.registry.getSingleMetricAsString('gantry_telemetry_spans_dropped_total');
+    expect(metric).toMatch(/^gantry_telemetry_spans_dropped_total(\{[^}]*\})? 14$/m);
+    const warnings = logs.lines.filter((line) => line['event'] === 'telemetry.spans.dropped');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!['level']).toBe(40);
+    await telemetry.shutdown({ timeoutMs: 500 });
+  });
 });
