@@ -1,5 +1,6 @@
 // One server variant of the telemetry benchmark, in its own process so instrumentation loads before fastify.
 // Usage: node telemetry-server.ts <variant> <otlp-sink-url>; prints "READY <port>" when listening.
+import type { TelemetryOptions } from '@gantry/telemetry';
 import type { FastifyInstance } from 'fastify';
 
 const [variant = 'bare', sink = 'http://127.0.0.1:4318/v1/traces'] = process.argv.slice(2);
@@ -8,6 +9,15 @@ const NULL_LOG = '/dev/null';
 async function fastify(options: Record<string, unknown> = {}): Promise<FastifyInstance> {
   const { default: Fastify } = await import('fastify');
   return Fastify(options);
+}
+
+let flush: () => Promise<unknown> = () => Promise.resolve();
+
+/** The OTEL_BSP_* settings the benchmark gives every traced variant (the usual stack's NodeSDK reads them itself). */
+async function batchFromEnv(): Promise<Pick<TelemetryOptions, 'batch'>> {
+  const { telemetryOptionsFromEnv } = await import('@gantry/telemetry');
+  const batch = telemetryOptionsFromEnv().batch;
+  return batch === undefined ? {} : { batch };
 }
 
 async function build(): Promise<FastifyInstance> {
@@ -21,8 +31,10 @@ async function build(): Promise<FastifyInstance> {
         serviceName: 'bench-gantry',
         sampler: 'always_on',
         exporter: { endpoint: sink },
+        ...(await batchFromEnv()),
         logger: { destination: NULL_LOG },
       });
+      flush = () => telemetry.shutdown();
       const { fastifyTelemetry } = await import('@gantry/telemetry/fastify');
       const app = await fastify();
       await app.register(fastifyTelemetry, { telemetry });
@@ -34,9 +46,11 @@ async function build(): Promise<FastifyInstance> {
         serviceName: 'bench-gantry-spans',
         sampler: 'always_on',
         exporter: { endpoint: sink },
+        ...(await batchFromEnv()),
         logger: { level: 'silent' },
         metrics: false,
       });
+      flush = () => telemetry.shutdown();
       const { fastifyTelemetry } = await import('@gantry/telemetry/fastify');
       const app = await fastify();
       await app.register(fastifyTelemetry, { telemetry, requestLogs: false, metricsPath: false });
@@ -45,13 +59,15 @@ async function build(): Promise<FastifyInstance> {
     case 'fastify-otel-spans': {
       // Same SDK setup as gantry-spans, but the server spans come from @fastify/otel instead of our hooks.
       const { initTelemetry } = await import('@gantry/telemetry');
-      initTelemetry({
+      const telemetry = initTelemetry({
         serviceName: 'bench-fastify-otel',
         sampler: 'always_on',
         exporter: { endpoint: sink },
+        ...(await batchFromEnv()),
         logger: { level: 'silent' },
         metrics: false,
       });
+      flush = () => telemetry.shutdown();
       const { FastifyOtelInstrumentation } = await import('@fastify/otel');
       const instrumentation = new FastifyOtelInstrumentation();
       const app = await fastify();
@@ -73,6 +89,7 @@ async function build(): Promise<FastifyInstance> {
         ],
       });
       sdk.start();
+      flush = () => sdk.shutdown();
       const { pino } = await import('pino');
       const { pinoHttp } = await import('pino-http');
       const requestLogger = pinoHttp({ logger: pino(pino.destination({ dest: NULL_LOG, sync: true })) });
@@ -95,6 +112,10 @@ app.get('/', async () => ({ hello: 'world' }));
 await app.listen({ port: 0, host: '127.0.0.1' });
 const address = app.server.address();
 process.stdout.write(`READY ${typeof address === 'object' && address !== null ? address.port : 0}\n`);
+// Flush the spans still queued so the bench can check every request's span reached the sink.
 process.once('SIGTERM', () => {
-  void app.close().finally(() => process.exit(0));
+  void app
+    .close()
+    .then(flush)
+    .finally(() => process.exit(0));
 });

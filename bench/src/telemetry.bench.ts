@@ -1,11 +1,10 @@
 // @gantry/telemetry against bare fastify and the usual hand-wired stack, side by side in one run.
 // HTTP: hello-world fastify under autocannon, each server variant in its own child process (instrumentation must
-// load before fastify), spans batched to a local OTLP sink in this process. Logger: raw pino vs our logger writing
-// the same line to /dev/null, in this process. Rounds alternate the order of the variants; the best round counts.
+// load before fastify), spans batched to a local OTLP sink in a third process that counts them. Logger: raw pino
+// vs our logger writing the same line to /dev/null, in this process. Rounds alternate the order of the variants;
+// the best round counts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -28,27 +27,44 @@ const CONNECTIONS = 50;
 // Pipelining keeps the load generator cheap per request, so the server's own cost decides (as in fastify's and
 // Platformatic's published runs).
 const PIPELINING = 10;
+// Every traced variant gets the same batch settings. With the OpenTelemetry defaults (batches of 512, a queue of
+// 2048, one export in flight) a saturated event loop answers export responses too late to keep up with 100%
+// sampling at ~20k req/s, and a variant that drops spans skips their work: the comparison would flatter it. Larger
+// batches keep every variant's export pipe ahead of its span rate; spans/req in the table checks it.
+const BATCH_ENV = { OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2048', OTEL_BSP_MAX_QUEUE_SIZE: '8192' };
 const LOG_LINES = 100_000;
 const LOG_ROUNDS = 5;
 
-// --- OTLP sink: accepts and counts export requests ------------------------------------------------------------
-let sinkRequests = 0;
-let sinkBytes = 0;
-const sink = createServer((request, response) => {
-  sinkRequests += 1;
-  request.on('data', (chunk: Buffer) => (sinkBytes += chunk.length));
-  request.on('end', () => {
-    response.writeHead(200, { 'content-type': 'application/x-protobuf' });
-    response.end();
-  });
+// --- OTLP sink: its own process (telemetry-sink.ts), so it answers exports promptly while autocannon keeps this
+// process busy; a sink slowed by the load generator made the servers drop spans that then cost them nothing.
+interface SinkStats {
+  requests: number;
+  bytes: number;
+  spans: number;
+}
+const sinkProcess = spawn(process.execPath, [join(import.meta.dirname, 'telemetry-sink.ts')], {
+  stdio: ['ignore', 'pipe', 'inherit'],
 });
-await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
-const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/v1/traces`;
+const sinkPort = await new Promise<number>((resolve, reject) => {
+  let output = '';
+  sinkProcess.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    const match = /READY (\d+)/.exec(output);
+    if (match) resolve(Number(match[1]));
+  });
+  sinkProcess.once('exit', (code) => reject(new Error(`the OTLP sink exited with ${code}: ${output}`)));
+});
+process.once('exit', () => sinkProcess.kill('SIGTERM'));
+const sinkUrl = `http://127.0.0.1:${sinkPort}/v1/traces`;
+async function sinkStats(): Promise<SinkStats> {
+  const response = await fetch(`http://127.0.0.1:${sinkPort}/stats`);
+  return (await response.json()) as SinkStats;
+}
 
 async function startServer(variant: VariantId): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [join(import.meta.dirname, 'telemetry-server.ts'), variant, sinkUrl], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, OTEL_LOG_LEVEL: 'none' },
+    env: { ...process.env, OTEL_LOG_LEVEL: 'none', ...BATCH_ENV },
   });
   const port = await new Promise<number>((resolve, reject) => {
     let output = '';
@@ -90,35 +106,51 @@ interface HttpResult {
   errors: number;
   exports: number;
   exportKiB: number;
+  /** Spans the server exported over its whole run (warm-up and the final flush included) per response counted. */
+  spansPerRequest: number;
 }
 
 async function measure(variant: VariantId): Promise<HttpResult> {
+  const before = await sinkStats();
   const { child, port } = await startServer(variant);
+  let result: HttpResult;
+  let responses = 0;
   try {
     const url = `http://127.0.0.1:${port}/`;
-    await autocannon({ url, connections: CONNECTIONS, pipelining: PIPELINING, duration: WARMUP_SECONDS });
-    const requestsBefore = sinkRequests;
-    const bytesBefore = sinkBytes;
+    const warmup = await autocannon({
+      url,
+      connections: CONNECTIONS,
+      pipelining: PIPELINING,
+      duration: WARMUP_SECONDS,
+    });
+    responses += warmup.requests.total;
+    const measuring = await sinkStats();
     const cpuBefore = cpuSeconds(child.pid!);
-    const result = await autocannon({
+    const measured = await autocannon({
       url,
       connections: CONNECTIONS,
       pipelining: PIPELINING,
       duration: MEASURE_SECONDS,
     });
     const cpu = cpuSeconds(child.pid!) - cpuBefore;
-    return {
-      requestsPerCpuSecond: result.requests.total / cpu,
-      requestsPerSecond: result.requests.average,
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      errors: result.errors + result.non2xx,
-      exports: sinkRequests - requestsBefore,
-      exportKiB: (sinkBytes - bytesBefore) / 1024,
+    const sinkAfter = await sinkStats();
+    responses += measured.requests.total;
+    result = {
+      requestsPerCpuSecond: measured.requests.total / cpu,
+      requestsPerSecond: measured.requests.average,
+      p50: measured.latency.p50,
+      p99: measured.latency.p99,
+      errors: measured.errors + measured.non2xx,
+      exports: sinkAfter.requests - measuring.requests,
+      exportKiB: (sinkAfter.bytes - measuring.bytes) / 1024,
+      spansPerRequest: 0,
     };
   } finally {
+    // The server flushes its queued spans on SIGTERM before it exits.
     await stopServer(child);
   }
+  const after = await sinkStats();
+  return { ...result, spansPerRequest: (after.spans - before.spans) / responses };
 }
 
 const best = new Map<VariantId, HttpResult>();
@@ -135,7 +167,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
       best.set(variant.id, result);
   }
 }
-sink.close();
+sinkProcess.kill('SIGTERM');
 
 // --- logger micro-benchmark --------------------------------------------------------------------------------------
 const identity = { name: 'bench', version: '1.0.0', environment: 'bench', instanceId: 'bench-1' };
@@ -173,6 +205,7 @@ const rows: BenchRow[] = VARIANTS.map((variant) => {
     'p99 ms': result.p99,
     'OTLP exports': result.exports,
     'OTLP KiB': Math.round(result.exportKiB),
+    'spans/req': Math.round(result.spansPerRequest * 100) / 100,
     errors: result.errors,
   };
 });
@@ -215,6 +248,11 @@ publishReport({
 const failedVariants = [...best.values()].filter((result) => result.errors > 0);
 if (failedVariants.length > 0) {
   process.stderr.write('some variants answered with errors: the figures are not comparable\n');
+  process.exitCode = 1;
+}
+// Gantry full samples 100%: a span missing per request would mean it dropped work the others did.
+if (gantry.spansPerRequest < 0.99) {
+  process.stderr.write(`Gantry full exported ${gantry.spansPerRequest.toFixed(3)} spans per request, not 1\n`);
   process.exitCode = 1;
 }
 if (gantry.exports === 0 || usual.exports === 0) {

@@ -20,6 +20,8 @@ import { invalidOption } from './errors.ts';
 import { requestLineWriter } from './logger.ts';
 import { UNMATCHED_ROUTE } from './http-metrics.ts';
 import { createPathMatcher } from './paths.ts';
+import { internalsOf } from './internals.ts';
+import { setKnownAttribute } from './server-span.ts';
 import { getTelemetry, type Telemetry } from './telemetry.ts';
 
 /** Options of {@link fastifyTelemetry}. Unset fields come from the telemetry's `http` and `metrics` options. */
@@ -66,6 +68,18 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return text === undefined || text === '' ? undefined : text;
 }
 
+// JSON string literals of route templates and methods: a service has a few hundred at most.
+const JSON_CACHE_LIMIT = 4_096;
+const jsonCache = new Map<string, string>();
+function jsonString(value: string): string {
+  let encoded = jsonCache.get(value);
+  if (encoded === undefined) {
+    encoded = JSON.stringify(value);
+    if (jsonCache.size < JSON_CACHE_LIMIT) jsonCache.set(value, encoded);
+  }
+  return encoded;
+}
+
 function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done: (error?: Error) => void): void {
   const telemetry = options.telemetry ?? getTelemetry();
   if (telemetry === undefined) {
@@ -103,6 +117,9 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
   const requestLogs = options.requestLogs ?? true;
   const tracing = telemetry.config.tracing;
   const tracer = telemetry.tracer;
+  // Server spans on the tracer provider's own sampler, ids, limits and processors, without the SDK Tracer's
+  // generic per-span work (telemetry.tracer is the fallback for an instance made some other way).
+  const serverSpans = internalsOf(telemetry)?.serverSpans;
   const metrics = telemetry.metrics;
   const lines = requestLineWriter(telemetry.logger);
 
@@ -131,21 +148,20 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
         span.setAttribute('http.route', route);
       } else {
         active = propagation.extract(active, headers);
-        const query = raw.url?.indexOf('?') ?? -1;
-        span = tracer.startSpan(
-          route === UNMATCHED_ROUTE ? method : `${method} ${route}`,
-          {
-            kind: SpanKind.SERVER,
-            attributes: {
-              'http.request.method': method,
-              'http.route': route,
-              'url.path': query < 0 ? (raw.url ?? '/') : raw.url!.slice(0, query),
-              'url.scheme': request.protocol,
-              'network.protocol.version': raw.httpVersion,
-            },
-          },
-          active,
-        );
+        const url = raw.url ?? '/';
+        const query = url.indexOf('?');
+        const name = route === UNMATCHED_ROUTE ? method : `${method} ${route}`;
+        const attributes = {
+          'http.request.method': method,
+          'http.route': route,
+          'url.path': query < 0 ? url : url.slice(0, query),
+          'url.scheme': request.protocol,
+          'network.protocol.version': raw.httpVersion,
+        };
+        span =
+          serverSpans !== undefined
+            ? serverSpans.start(name, SpanKind.SERVER, attributes, 5, active)
+            : tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, active);
         active = trace.setSpan(active, span);
         ownsSpan = true;
       }
@@ -185,20 +201,20 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
       return;
     }
     const status = reply.statusCode;
-    const seconds = reply.elapsedTime / 1000;
+    const elapsedMs = reply.elapsedTime;
     const method = request.raw.method ?? 'GET';
     const span = state.span;
+    const spanContext = span?.spanContext();
     let traceId: string | undefined;
     let spanId: string | undefined;
-    if (span !== undefined) {
-      const spanContext = span.spanContext();
+    if (span !== undefined && spanContext !== undefined) {
       if ((spanContext.traceFlags & (TraceFlags.SAMPLED as number)) !== 0) {
         traceId = spanContext.traceId;
         spanId = spanContext.spanId;
       }
-      span.setAttribute('http.response.status_code', status);
+      setKnownAttribute(span, 'http.response.status_code', status);
       if (status >= 500) {
-        span.setAttribute('error.type', String(status));
+        setKnownAttribute(span, 'error.type', String(status));
         span.setStatus({ code: SpanStatusCode.ERROR });
       }
       if (state.ownsSpan) span.end();
@@ -208,7 +224,7 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
       method,
       state.route,
       status,
-      seconds,
+      elapsedMs / 1000,
       traceId,
       spanId,
       tenant !== undefined && tenantAllowList.has(tenant) ? tenant : undefined,
@@ -216,11 +232,10 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
     const lineLevel = status >= 500 ? 'error' : 'info';
     if (requestLogs && (status >= 500 || ratio >= 1 || Math.random() < ratio) && lines.isEnabled(lineLevel)) {
       let fields =
-        `"event":"http.request.completed","http_request_method":${JSON.stringify(method)},` +
-        `"http_route":${JSON.stringify(state.route)},"http_response_status_code":${status},` +
-        `"duration_ms":${Math.round(reply.elapsedTime * 1000) / 1000}`;
-      if (span !== undefined) {
-        const spanContext = span.spanContext();
+        `"event":"http.request.completed","http_request_method":${jsonString(method)},` +
+        `"http_route":${jsonString(state.route)},"http_response_status_code":${status},` +
+        `"duration_ms":${Math.round(elapsedMs * 1000) / 1000}`;
+      if (spanContext !== undefined) {
         fields += `,"trace_id":"${spanContext.traceId}","span_id":"${spanContext.spanId}"`;
       }
       if (tenant !== undefined) fields += `,"tenant_id":${JSON.stringify(tenant)}`;

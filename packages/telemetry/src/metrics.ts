@@ -94,6 +94,8 @@ export interface TelemetryMetrics {
   setInstrumentationActive(name: string, active: boolean): void;
   /** Counts a failed span export. */
   countExportFailure(): void;
+  /** Counts sampled spans dropped before export (queue full, or a span that could not be encoded). */
+  countDroppedSpans(spans: number): void;
   /** Serializes the registry, OpenMetrics when `accept` asks for it. Never throws. */
   serialize(accept?: string): Promise<{ status: 200 | 500; contentType: string; body: string }>;
   /** Unregisters the metrics telemetry created (process metrics stay: other code may share them). */
@@ -300,6 +302,16 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
         registers: [registry],
       }),
     );
+  const droppedSpans =
+    (existing('gantry_telemetry_spans_dropped_total') as Counter | undefined) ??
+    take(
+      'gantry_telemetry_spans_dropped_total',
+      new Counter({
+        name: 'gantry_telemetry_spans_dropped_total',
+        help: 'Sampled spans dropped before export: the export queue was full (see OTEL_BSP_*) or a span could not be encoded.',
+        registers: [registry],
+      }),
+    );
   const targetInfo =
     (existing('target_info') as Gauge | undefined) ??
     take(
@@ -416,6 +428,7 @@ export function createMetrics(identity: ServiceIdentity, settings: MetricsSettin
     },
     setInstrumentationActive: (name, active) => instrumentation.set({ instrumentation: name }, active ? 1 : 0),
     countExportFailure: () => exportFailures.inc(),
+    countDroppedSpans: (spans) => droppedSpans.inc(spans),
     async serialize(accept) {
       const openMetrics = acceptsOpenMetrics(accept);
       // One scrape at a time: collectors of process metrics are not written for overlapping collection.

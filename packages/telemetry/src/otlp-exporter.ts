@@ -1,6 +1,10 @@
-// OTLP/HTTP span exporter (protobuf or JSON) on fetch: our protobuf encoder (OpenTelemetry's serializer for JSON),
-// our retry policy, and failures reported through a callback rather than thrown or printed. Requests run with tracing suppressed so the
-// exporter never traces itself.
+// OTLP/HTTP span exporter (protobuf or JSON) on node:http with a keep-alive agent: our protobuf encoder
+// (OpenTelemetry's serializer for JSON), our retry policy, and failures reported through a callback rather than
+// thrown or printed. Requests run with tracing suppressed so the exporter never traces itself. fetch() cost about
+// four times as much CPU per export (WHATWG streams, signals, a copy of the body), which a 100% sampled service
+// pays once per ~500 requests.
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { context } from '@opentelemetry/api';
@@ -22,6 +26,15 @@ export interface OtlpHttpSpanExporterOptions extends Required<ExporterOptions> {
   readonly onExported?: (spans: number) => void;
 }
 
+class HttpStatusError extends Error {
+  readonly status: number;
+
+  constructor(status: number) {
+    super(`OTLP endpoint answered ${status}`);
+    this.status = status;
+  }
+}
+
 /**
  * Sends spans to an OTLP/HTTP endpoint. Retries 429/502/503/504 and network errors twice with jittered backoff,
  * within the timeout. Header values are never logged.
@@ -31,45 +44,85 @@ export interface OtlpHttpSpanExporterOptions extends Required<ExporterOptions> {
  */
 export class OtlpHttpSpanExporter implements SpanExporter {
   readonly #options: OtlpHttpSpanExporterOptions;
+  readonly #url: URL;
+  readonly #agent: HttpAgent;
+  readonly #request: typeof httpRequest;
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #abort = new AbortController();
+  readonly #requests = new Set<ClientRequest>();
+  #aborted = false;
   #closed = false;
 
   constructor(options: OtlpHttpSpanExporterOptions) {
     this.#options = options;
+    this.#url = new URL(options.endpoint);
+    const https = this.#url.protocol === 'https:';
+    // One connection is enough: exports are sequential (one batch in flight), retries reuse it.
+    const agentOptions = { keepAlive: true, maxSockets: 4 };
+    this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.#request = https ? httpsRequest : httpRequest;
   }
 
+  /** The SpanExporter contract: encodes (protobuf or JSON) and sends one batch. */
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     if (this.#closed) {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error('exporter is shut down') });
       return;
     }
+    const json = this.#options.protocol === 'http/json';
+    let body: Uint8Array | undefined;
+    try {
+      body = json ? JsonTraceSerializer.serializeRequest(spans) : encodeTraceRequest(spans);
+    } catch {
+      body = undefined;
+    }
+    if (body === undefined) {
+      const failure = new Error('spans could not be serialized');
+      this.#options.onError?.(failure, spans.length);
+      resultCallback({ code: ExportResultCode.FAILED, error: failure });
+      return;
+    }
+    this.sendEncoded(body, spans.length).then(
+      () => resultCallback({ code: ExportResultCode.SUCCESS }),
+      (error: unknown) =>
+        resultCallback({
+          code: ExportResultCode.FAILED,
+          error: error instanceof Error ? error : new Error(String(error)),
+        }),
+    );
+  }
+
+  /**
+   * Sends an already encoded `ExportTraceServiceRequest` body of `spans` spans (in this exporter's protocol).
+   * Rejects when it could not be delivered (after the callbacks were told).
+   */
+  sendEncoded(body: Uint8Array, spans: number): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('exporter is shut down'));
     const sending = context
-      .with(suppressTracing(context.active()), () => this.#send(spans))
+      .with(suppressTracing(context.active()), () => this.#send(body))
       .then(
         () => {
-          this.#options.onExported?.(spans.length);
-          resultCallback({ code: ExportResultCode.SUCCESS });
+          this.#options.onExported?.(spans);
         },
         (error: unknown) => {
           const failure = error instanceof Error ? error : new Error(String(error));
-          this.#options.onError?.(failure, spans.length);
-          resultCallback({ code: ExportResultCode.FAILED, error: failure });
+          this.#options.onError?.(failure, spans);
+          throw failure;
         },
       );
-    this.#inFlight.add(sending);
-    void sending.finally(() => this.#inFlight.delete(sending));
+    const tracked = sending.catch(() => undefined);
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+    return sending;
   }
 
-  async #send(spans: ReadableSpan[]): Promise<void> {
+  async #send(serialized: Uint8Array): Promise<void> {
     const json = this.#options.protocol === 'http/json';
-    const serialized = json ? JsonTraceSerializer.serializeRequest(spans) : encodeTraceRequest(spans);
-    if (serialized === undefined) throw new Error('spans could not be serialized');
     const gzipped = this.#options.compression === 'gzip';
     const body = gzipped ? await gzipAsync(serialized) : serialized;
-    const headers: Record<string, string> = {
+    const headers: Record<string, string | number> = {
       ...this.#options.headers,
       'content-type': json ? 'application/json' : 'application/x-protobuf',
+      'content-length': body.byteLength,
     };
     if (gzipped) headers['content-encoding'] = 'gzip';
     const deadline = Date.now() + this.#options.timeoutMs;
@@ -78,21 +131,13 @@ export class OtlpHttpSpanExporter implements SpanExporter {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       try {
-        const response = await fetch(this.#options.endpoint, {
-          method: 'POST',
-          headers,
-          body: new Uint8Array(body),
-          signal: AbortSignal.any([AbortSignal.timeout(remaining), this.#abort.signal]),
-        });
-        // Drain the body so the connection returns to the pool.
-        await response.arrayBuffer();
-        if (response.ok) return;
-        lastError = new Error(`OTLP endpoint answered ${response.status}`);
-        if (!RETRYABLE.has(response.status)) break;
+        await this.#post(body, headers, remaining);
+        return;
       } catch (error) {
         lastError = error instanceof Error ? error : new Error(String(error));
+        if (error instanceof HttpStatusError && !RETRYABLE.has(error.status)) break;
       }
-      if (this.#abort.signal.aborted) break;
+      if (this.#aborted) break;
       if (attempt < MAX_ATTEMPTS) {
         const backoff = Math.min(100 * 2 ** attempt * (0.5 + Math.random()), deadline - Date.now());
         if (backoff <= 0) break;
@@ -102,6 +147,41 @@ export class OtlpHttpSpanExporter implements SpanExporter {
     throw lastError;
   }
 
+  /** One POST; resolves on a 2xx answer (its body drained so the connection is reused). */
+  #post(body: Uint8Array, headers: Record<string, string | number>, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.#aborted) {
+        reject(new Error('exporter aborted'));
+        return;
+      }
+      const request = this.#request(this.#url, { method: 'POST', agent: this.#agent, headers });
+      const timer = setTimeout(() => {
+        request.destroy(new Error(`OTLP export timed out after ${Math.round(timeoutMs)} ms`));
+      }, timeoutMs);
+      timer.unref();
+      let settled = false;
+      const finish = (error: Error | undefined): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#requests.delete(request);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      request.on('response', (response: IncomingMessage) => {
+        const status = response.statusCode ?? 0;
+        response.on('error', (error) => finish(error));
+        response.on('end', () => finish(status >= 200 && status < 300 ? undefined : new HttpStatusError(status)));
+        // After 'end' this changes nothing; before it, the answer was cut off.
+        response.on('close', () => finish(new Error('OTLP endpoint closed the connection mid-answer')));
+        response.resume();
+      });
+      request.on('error', (error) => finish(error));
+      this.#requests.add(request);
+      request.end(body);
+    });
+  }
+
   async forceFlush(): Promise<void> {
     await Promise.allSettled([...this.#inFlight]);
   }
@@ -109,11 +189,15 @@ export class OtlpHttpSpanExporter implements SpanExporter {
   /** Abandons the requests in flight (after a shutdown deadline passed) so no socket keeps the process alive. */
   abort(): void {
     this.#closed = true;
-    this.#abort.abort(new Error('exporter aborted'));
+    this.#aborted = true;
+    for (const request of this.#requests) request.destroy(new Error('exporter aborted'));
+    this.#requests.clear();
+    this.#agent.destroy();
   }
 
   async shutdown(): Promise<void> {
     this.#closed = true;
     await this.forceFlush();
+    this.#agent.destroy();
   }
 }

@@ -1,8 +1,9 @@
 // OTLP/protobuf encoding of spans (opentelemetry/proto collector/trace/v1 ExportTraceServiceRequest), written for
 // speed: OpenTelemetry's own serializer spends ~13 µs per span, more than creating the span; this writer takes a
-// small fraction of that. Only encoding: the wire format is stable, so there is nothing to keep in step but the
-// field numbers below.
-import type { AttributeValue, Attributes, HrTime } from '@opentelemetry/api';
+// small fraction of that. Spans can be encoded one by one as they end (EncodedSpanBatch), so a batch waiting for
+// export holds bytes, not span objects the garbage collector has to copy and promote. Only encoding: the wire
+// format is stable, so there is nothing to keep in step but the field numbers below.
+import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 
 const WIRE_VARINT = 0;
@@ -19,13 +20,24 @@ for (let index = 0; index < 6; index += 1) {
 }
 
 // Encoded attribute keys and span names: a service uses a few hundred at most, so they are kept once encoded.
-const STRING_CACHE = new Map<string, Buffer>();
 const STRING_CACHE_LIMIT = 4_096;
+const KEY_CACHE = new Map<string, Buffer>();
+const NAME_CACHE = new Map<string, Buffer>();
+// Whole key/value pairs with a short string value (method, route, scheme, status text…): most repeat on every span.
+// Values of a key that keeps changing (paths, ids) stop being cached once that key has had this many.
+const PAIR_VALUES_PER_KEY = 64;
+const PAIR_VALUE_MAX_LENGTH = 64;
+const PAIR_CACHE = new Map<string, Map<string, Buffer>>();
+let pairCacheSize = 0;
 
 /** A growable protobuf writer; nested messages reserve one length byte and move their bytes when it is not enough. */
 class ProtoWriter {
-  buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
+  buffer: Buffer;
   position = 0;
+
+  constructor(size = 16 * 1024) {
+    this.buffer = Buffer.allocUnsafe(size);
+  }
 
   ensure(bytes: number): void {
     if (this.position + bytes <= this.buffer.length) return;
@@ -36,26 +48,58 @@ class ProtoWriter {
     this.buffer = next;
   }
 
+  /** Writes a varint; the caller made room (10 bytes at most). */
+  varintUnchecked(value: number): void {
+    const buffer = this.buffer;
+    let position = this.position;
+    if (value < 0x80000000) {
+      let rest = value;
+      while (rest >= 128) {
+        buffer[position++] = (rest & 127) | 128;
+        rest >>>= 7;
+      }
+      buffer[position++] = rest;
+    } else {
+      let rest = value;
+      while (rest >= 128) {
+        buffer[position++] = (rest % 128) | 128;
+        rest = Math.floor(rest / 128);
+      }
+      buffer[position++] = rest;
+    }
+    this.position = position;
+  }
+
   varint(value: number): void {
     this.ensure(10);
-    let rest = value;
-    while (rest >= 128) {
-      this.buffer[this.position++] = (rest % 128) | 128;
-      rest = Math.floor(rest / 128);
-    }
-    this.buffer[this.position++] = rest;
+    this.varintUnchecked(value);
   }
 
   tag(field: number, wire: number): void {
-    this.varint(field * 8 + wire);
+    this.ensure(10);
+    this.varintUnchecked(field * 8 + wire);
+  }
+
+  bytes(source: Uint8Array, length = source.length): void {
+    this.ensure(length);
+    if (length > 64) {
+      this.buffer.set(length === source.length ? source : source.subarray(0, length), this.position);
+      this.position += length;
+      return;
+    }
+    // Short copies (cached keys and pairs) are cheaper by hand than through TypedArray#set.
+    const buffer = this.buffer;
+    let position = this.position;
+    for (let index = 0; index < length; index += 1) buffer[position++] = source[index]!;
+    this.position = position;
   }
 
   string(field: number, value: string): void {
-    this.tag(field, WIRE_LENGTH);
     const length = value.length;
+    this.ensure(length + 12);
+    this.varintUnchecked(field * 8 + WIRE_LENGTH);
     if (length < 128) {
       // Optimistic ASCII: one length byte and one byte per character.
-      this.ensure(length + 1);
       const buffer = this.buffer;
       const start = this.position;
       let position = start;
@@ -78,26 +122,21 @@ class ProtoWriter {
   }
 
   /** Field tag, length and bytes of a string seen before (attribute keys, span names): copied, not re-encoded. */
-  cachedString(field: number, value: string): void {
-    const key = field === 1 ? value : `${field}\u0000${value}`;
-    let encoded = STRING_CACHE.get(key);
-    if (encoded === undefined) {
-      const start = this.position;
-      this.string(field, value);
-      if (STRING_CACHE.size >= STRING_CACHE_LIMIT) return;
-      encoded = Buffer.from(this.buffer.subarray(start, this.position));
-      STRING_CACHE.set(key, encoded);
+  cachedString(cache: Map<string, Buffer>, field: number, value: string): void {
+    const encoded = cache.get(value);
+    if (encoded !== undefined) {
+      this.bytes(encoded);
       return;
     }
-    this.ensure(encoded.length);
-    encoded.copy(this.buffer, this.position);
-    this.position += encoded.length;
+    const start = this.position;
+    this.string(field, value);
+    if (cache.size < STRING_CACHE_LIMIT) cache.set(value, Buffer.from(this.buffer.subarray(start, this.position)));
   }
 
   hexBytes(field: number, hex: string): void {
     const length = hex.length >> 1;
-    this.tag(field, WIRE_LENGTH);
-    this.ensure(length + 1);
+    this.ensure(length + 12);
+    this.varintUnchecked(field * 8 + WIRE_LENGTH);
     const buffer = this.buffer;
     let position = this.position;
     buffer[position++] = length;
@@ -108,9 +147,11 @@ class ProtoWriter {
   }
 
   /** Unix nanoseconds of an HrTime as fixed64, computed exactly without BigInt. */
-  time(field: number, [seconds, nanos]: HrTime): void {
-    this.tag(field, WIRE_FIXED64);
-    this.ensure(8);
+  time(field: number, time: HrTime): void {
+    this.ensure(20);
+    this.varintUnchecked(field * 8 + WIRE_FIXED64);
+    const seconds = time[0];
+    const nanos = time[1];
     // seconds·1e9 + nanos = (high16·1e9)·2^16 + (low16·1e9 + nanos); every product stays below 2^53.
     const high16 = Math.floor(seconds / 65_536);
     const low16 = seconds - high16 * 65_536;
@@ -119,21 +160,31 @@ class ProtoWriter {
     const aLow = a - aHigh * 65_536;
     const c = aLow * 65_536 + low16 * 1_000_000_000 + nanos;
     const carry = Math.floor(c / TWO_32);
-    this.buffer.writeUInt32LE(c - carry * TWO_32, this.position);
-    this.buffer.writeUInt32LE(aHigh + carry, this.position + 4);
-    this.position += 8;
+    const low = c - carry * TWO_32;
+    const high = aHigh + carry;
+    const buffer = this.buffer;
+    const position = this.position;
+    buffer[position] = low & 255;
+    buffer[position + 1] = (low >>> 8) & 255;
+    buffer[position + 2] = (low >>> 16) & 255;
+    buffer[position + 3] = low >>> 24;
+    buffer[position + 4] = high & 255;
+    buffer[position + 5] = (high >>> 8) & 255;
+    buffer[position + 6] = (high >>> 16) & 255;
+    buffer[position + 7] = high >>> 24;
+    this.position = position + 8;
   }
 
   fixed32(field: number, value: number): void {
-    this.tag(field, WIRE_FIXED32);
-    this.ensure(4);
+    this.ensure(14);
+    this.varintUnchecked(field * 8 + WIRE_FIXED32);
     this.buffer.writeUInt32LE(value >>> 0, this.position);
     this.position += 4;
   }
 
   double(field: number, value: number): void {
-    this.tag(field, WIRE_FIXED64);
-    this.ensure(8);
+    this.ensure(18);
+    this.varintUnchecked(field * 8 + WIRE_FIXED64);
     this.buffer.writeDoubleLE(value, this.position);
     this.position += 8;
   }
@@ -156,8 +207,8 @@ class ProtoWriter {
 
   /** Starts a nested message (field tag plus one reserved length byte); returns where its content begins. */
   begin(field: number): number {
-    this.tag(field, WIRE_LENGTH);
-    this.ensure(1);
+    this.ensure(11);
+    this.varintUnchecked(field * 8 + WIRE_LENGTH);
     this.position += 1;
     return this.position;
   }
@@ -183,39 +234,79 @@ class ProtoWriter {
   }
 }
 
-function anyValue(writer: ProtoWriter, field: number, value: AttributeValue): void {
+const MIN_INT64 = -(2 ** 63);
+const MAX_INT64 = 2 ** 63;
+
+/**
+ * AnyValue as OpenTelemetry's serializer writes it: strings, booleans, integers in the int64 range as int, other
+ * numbers as double, byte arrays, arrays and plain objects (key/value lists); null and undefined as an empty value.
+ */
+function anyValue(writer: ProtoWriter, field: number, value: unknown): void {
   const start = writer.begin(field);
   if (typeof value === 'string') writer.string(1, value);
   else if (typeof value === 'boolean') {
     writer.tag(2, WIRE_VARINT);
     writer.varint(value ? 1 : 0);
   } else if (typeof value === 'number') {
-    if (Number.isSafeInteger(value)) writer.int64(3, value);
+    if (Number.isInteger(value) && value >= MIN_INT64 && value < MAX_INT64) writer.int64(3, value);
     else writer.double(4, value);
+  } else if (value instanceof Uint8Array) {
+    writer.tag(7, WIRE_LENGTH);
+    writer.varint(value.length);
+    writer.bytes(value);
   } else if (Array.isArray(value)) {
     const array = writer.begin(5);
-    for (const item of value) {
-      if (item === null || item === undefined) continue;
-      anyValue(writer, 1, item);
-    }
+    for (const item of value as unknown[]) anyValue(writer, 1, item);
     writer.end(array);
+  } else if (typeof value === 'object' && value !== null) {
+    const list = writer.begin(6);
+    keyValues(writer, 1, value as Record<string, unknown>);
+    writer.end(list);
   }
   writer.end(start);
 }
 
-function keyValues(writer: ProtoWriter, field: number, attributes: Attributes): void {
-  for (const key in attributes) {
-    const value = attributes[key];
-    if (value === undefined || value === null) continue;
-    const start = writer.begin(field);
-    writer.cachedString(1, key);
+/** One KeyValue (field `field`); pairs with a short string value come from PAIR_CACHE when seen before. */
+function keyValue(writer: ProtoWriter, field: number, key: string, value: unknown): void {
+  if (typeof value === 'string' && field === 9 && value.length <= PAIR_VALUE_MAX_LENGTH) {
+    let values = PAIR_CACHE.get(key);
+    const cached = values?.get(value);
+    if (cached !== undefined) {
+      writer.bytes(cached);
+      return;
+    }
+    const start = writer.position;
+    const message = writer.begin(field);
+    writer.cachedString(KEY_CACHE, 1, key);
     anyValue(writer, 2, value);
-    writer.end(start);
+    writer.end(message);
+    if (pairCacheSize >= STRING_CACHE_LIMIT * 4) return;
+    if (values === undefined) {
+      if (PAIR_CACHE.size >= STRING_CACHE_LIMIT) return;
+      values = new Map();
+      PAIR_CACHE.set(key, values);
+    }
+    if (values.size >= PAIR_VALUES_PER_KEY) return;
+    values.set(value, Buffer.from(writer.buffer.subarray(start, writer.position)));
+    pairCacheSize += 1;
+    return;
+  }
+  const message = writer.begin(field);
+  writer.cachedString(KEY_CACHE, 1, key);
+  anyValue(writer, 2, value);
+  writer.end(message);
+}
+
+function keyValues(writer: ProtoWriter, field: number, attributes: Attributes | Record<string, unknown>): void {
+  for (const key in attributes) {
+    if (!Object.hasOwn(attributes, key)) continue;
+    keyValue(writer, field, key, attributes[key]);
   }
 }
 
 // OTLP's SpanKind is the API's plus one (0 is UNSPECIFIED there).
-function span(writer: ProtoWriter, item: ReadableSpan): void {
+function writeSpan(writer: ProtoWriter, item: ReadableSpan): void {
+  writer.ensure(512);
   const start = writer.begin(2);
   const context = item.spanContext();
   writer.hexBytes(1, context.traceId);
@@ -224,7 +315,7 @@ function span(writer: ProtoWriter, item: ReadableSpan): void {
   if (traceState) writer.string(3, traceState);
   const parent = item.parentSpanContext;
   if (parent !== undefined) writer.hexBytes(4, parent.spanId);
-  writer.cachedString(5, item.name);
+  writer.cachedString(NAME_CACHE, 5, item.name);
   writer.tag(6, WIRE_VARINT);
   writer.varint(item.kind + 1);
   writer.time(7, item.startTime);
@@ -281,47 +372,132 @@ function span(writer: ProtoWriter, item: ReadableSpan): void {
   writer.end(start);
 }
 
+type SpanResource = ReadableSpan['resource'];
+type SpanScope = ReadableSpan['instrumentationScope'];
+
+/** The encoded spans of one resource and instrumentation scope. */
+interface ScopeGroup {
+  readonly scope: SpanScope;
+  readonly writer: ProtoWriter;
+}
+
+interface ResourceGroup {
+  /** By scope object (a tracer keeps one), then by name/version/schema for equal scopes of different tracers. */
+  readonly byObject: Map<SpanScope, ScopeGroup>;
+  readonly byKey: Map<string, ScopeGroup>;
+}
+
+/**
+ * Spans encoded one at a time, grouped by resource and instrumentation scope, assembled into one
+ * `ExportTraceServiceRequest` by {@link EncodedSpanBatch.finish}. Holds only bytes once a span is added.
+ * @example
+ * const batch = new EncodedSpanBatch();
+ * batch.add(span); // in SpanProcessor.onEnd
+ * const body = batch.finish();
+ */
+export class EncodedSpanBatch {
+  readonly #resources = new Map<SpanResource, ResourceGroup>();
+  readonly #writerSize: number;
+  #lastResource: SpanResource | undefined;
+  #lastScope: SpanScope | undefined;
+  #lastWriter: ProtoWriter | undefined;
+  /** Spans added. */
+  count = 0;
+  /** Bytes of encoded spans so far (without the resource and scope headers). */
+  bytes = 0;
+
+  /** `expectedSpans` sizes the first buffer (it grows when needed). */
+  constructor(expectedSpans = 64) {
+    this.#writerSize = Math.min(Math.max(expectedSpans, 16) * 256, 1024 * 1024);
+  }
+
+  /** Encodes one ended span into the batch. */
+  add(span: ReadableSpan): void {
+    let writer = this.#lastWriter;
+    if (writer === undefined || span.instrumentationScope !== this.#lastScope || span.resource !== this.#lastResource) {
+      writer = this.#writerFor(span.resource, span.instrumentationScope);
+    }
+    const before = writer.position;
+    try {
+      writeSpan(writer, span);
+    } catch (error) {
+      // Never leave half a span in the batch.
+      writer.position = before;
+      throw error;
+    }
+    this.bytes += writer.position - before;
+    this.count += 1;
+  }
+
+  #writerFor(resource: SpanResource, scope: SpanScope): ProtoWriter {
+    let group = this.#resources.get(resource);
+    if (group === undefined) {
+      group = { byObject: new Map(), byKey: new Map() };
+      this.#resources.set(resource, group);
+    }
+    let scopeGroup = group.byObject.get(scope);
+    if (scopeGroup === undefined) {
+      const key = `${scope.name}\u0000${scope.version ?? ''}\u0000${scope.schemaUrl ?? ''}`;
+      scopeGroup = group.byKey.get(key);
+      if (scopeGroup === undefined) {
+        scopeGroup = {
+          scope,
+          writer: new ProtoWriter(group.byKey.size === 0 && this.#resources.size === 1 ? this.#writerSize : 4096),
+        };
+        group.byKey.set(key, scopeGroup);
+      }
+      group.byObject.set(scope, scopeGroup);
+    }
+    this.#lastResource = resource;
+    this.#lastScope = scope;
+    this.#lastWriter = scopeGroup.writer;
+    return scopeGroup.writer;
+  }
+
+  /** The resources of the spans (whose async attributes must have settled before {@link finish}). */
+  resources(): SpanResource[] {
+    return [...this.#resources.keys()];
+  }
+
+  /** The whole request. */
+  finish(): Uint8Array {
+    const writer = new ProtoWriter(this.bytes + 4096);
+    for (const [resource, group] of this.#resources) {
+      const resourceSpans = writer.begin(1);
+      const resourceStart = writer.begin(1);
+      keyValues(writer, 1, resource.attributes);
+      writer.end(resourceStart);
+      for (const { scope, writer: spans } of group.byKey.values()) {
+        const scopeSpans = writer.begin(2);
+        const scopeStart = writer.begin(1);
+        writer.string(1, scope.name);
+        if (scope.version !== undefined) writer.string(2, scope.version);
+        const scopeAttributes = (scope as { attributes?: Attributes }).attributes;
+        if (scopeAttributes !== undefined) keyValues(writer, 3, scopeAttributes);
+        const scopeDropped = (scope as { droppedAttributesCount?: number }).droppedAttributesCount ?? 0;
+        if (scopeDropped > 0) {
+          writer.tag(4, WIRE_VARINT);
+          writer.varint(scopeDropped);
+        }
+        writer.end(scopeStart);
+        writer.bytes(spans.buffer, spans.position);
+        if (scope.schemaUrl !== undefined) writer.string(3, scope.schemaUrl);
+        writer.end(scopeSpans);
+      }
+      if (resource.schemaUrl !== undefined) writer.string(3, resource.schemaUrl);
+      writer.end(resourceSpans);
+    }
+    return writer.buffer.subarray(0, writer.position);
+  }
+}
+
 /**
  * Encodes spans as an OTLP `ExportTraceServiceRequest` (protobuf), grouped by resource and instrumentation scope.
  * @example
  * const body = encodeTraceRequest(spans); // POST to /v1/traces with content-type application/x-protobuf
  */
 export function encodeTraceRequest(spans: readonly ReadableSpan[]): Uint8Array {
-  const byResource = new Map<ReadableSpan['resource'], Map<string, ReadableSpan[]>>();
-  for (const item of spans) {
-    let scopes = byResource.get(item.resource);
-    if (scopes === undefined) {
-      scopes = new Map();
-      byResource.set(item.resource, scopes);
-    }
-    const scope = item.instrumentationScope;
-    const key = `${scope.name}\u0000${scope.version ?? ''}\u0000${scope.schemaUrl ?? ''}`;
-    let list = scopes.get(key);
-    if (list === undefined) {
-      list = [];
-      scopes.set(key, list);
-    }
-    list.push(item);
-  }
-  const writer = new ProtoWriter();
-  for (const [resource, scopes] of byResource) {
-    const resourceSpans = writer.begin(1);
-    const resourceStart = writer.begin(1);
-    keyValues(writer, 1, resource.attributes);
-    writer.end(resourceStart);
-    for (const list of scopes.values()) {
-      const scope = list[0]!.instrumentationScope;
-      const scopeSpans = writer.begin(2);
-      const scopeStart = writer.begin(1);
-      writer.string(1, scope.name);
-      if (scope.version !== undefined) writer.string(2, scope.version);
-      writer.end(scopeStart);
-      for (const item of list) span(writer, item);
-      if (scope.schemaUrl !== undefined) writer.string(3, scope.schemaUrl);
-      writer.end(scopeSpans);
-    }
-    if (resource.schemaUrl !== undefined) writer.string(3, resource.schemaUrl);
-    writer.end(resourceSpans);
-  }
-  return writer.buffer.subarray(0, writer.position);
+  const batch = new EncodedSpanBatch(spans.length);
+  for (const item of spans) batch.add(item);
+  return batch.finish();
 }

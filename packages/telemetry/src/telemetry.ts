@@ -18,6 +18,7 @@ import {
   type TelemetryConfig,
   type TelemetryOptions,
 } from './options.ts';
+import { registerInternals } from './internals.ts';
 import { installTracing, type Tracing } from './tracing.ts';
 
 /** One step of {@link Telemetry.shutdown}. */
@@ -148,6 +149,8 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
         });
   let lastExportErrorLog = -Infinity;
   let suppressedExportErrors = 0;
+  let lastDropLog = -Infinity;
+  let droppedSpans = 0;
   let tracing: Tracing;
   try {
     tracing = installTracing(config, options.spanExporter, options.spanProcessors ?? [], {
@@ -170,6 +173,19 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
           `span export failed; ${spans} spans lost (further failures logged at most once a minute)`,
         );
         suppressedExportErrors = 0;
+      },
+      onSpansDropped: (spans) => {
+        metrics?.countDroppedSpans(spans);
+        droppedSpans += spans;
+        const now = Date.now();
+        if (now - lastDropLog < EXPORT_ERROR_LOG_INTERVAL_MS) return;
+        lastDropLog = now;
+        internal.warn(
+          { event: 'telemetry.spans.dropped', spans: droppedSpans },
+          `dropped ${droppedSpans} sampled spans: the export queue was full (raise OTEL_BSP_MAX_EXPORT_BATCH_SIZE ` +
+            'and OTEL_BSP_MAX_QUEUE_SIZE, or sample less); logged at most once a minute',
+        );
+        droppedSpans = 0;
       },
     });
   } catch (error) {
@@ -274,6 +290,7 @@ export function initTelemetry(options: TelemetryOptions = {}): Telemetry {
     },
   };
   Object.freeze(telemetry);
+  registerInternals(telemetry, { serverSpans: tracing.serverSpans });
   (globalThis as GlobalWithTelemetry)[ACTIVE] = telemetry;
   internal.debug(
     {

@@ -3,7 +3,12 @@
 // are installed even with tracing off, because baggage (tenant, user) still has to travel.
 import { context, propagation, trace, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import {
+  CompositePropagator,
+  type InstrumentationScope,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import {
@@ -17,6 +22,8 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
+import { OtlpBatchSpanProcessor } from './otlp-batch-processor.ts';
+import { DEFAULT_SPAN_LIMITS, poolIdGenerator, ServerSpanStarter } from './server-span.ts';
 import { OtlpHttpSpanExporter } from './otlp-exporter.ts';
 import type { PropagatorName, SamplerName, TelemetryConfig } from './options.ts';
 
@@ -77,12 +84,16 @@ export function createResource(config: TelemetryConfig): Resource {
 /** Hooks from the rest of telemetry into tracing. */
 export interface TracingHooks {
   readonly onExportError: (error: Error, spans: number) => void;
+  /** Sampled spans the batch processor dropped (queue full or not encodable). */
+  readonly onSpansDropped: (spans: number) => void;
 }
 
 /** The installed tracing. */
 export interface Tracing {
   readonly tracer: Tracer;
   readonly provider: TracerProvider | undefined;
+  /** Starts the fastify plugin's server spans on the provider's sampler, limits and processors. */
+  readonly serverSpans: ServerSpanStarter | undefined;
   forceFlush(timeoutMs: number): Promise<void>;
   shutdown(): Promise<void>;
   /** Abandons span exports still in flight. */
@@ -103,6 +114,7 @@ export function installTracing(
   propagation.setGlobalPropagator(createPropagator(config.propagators));
   let provider: TracerProvider | undefined;
   let exporter: SpanExporter | undefined;
+  let serverSpans: ServerSpanStarter | undefined;
   if (config.tracing) {
     const processors: SpanProcessor[] = [];
     exporter =
@@ -110,7 +122,22 @@ export function installTracing(
       (config.exporter === 'none'
         ? undefined
         : new OtlpHttpSpanExporter({ ...config.exporter, onError: hooks.onExportError }));
-    if (exporter !== undefined) {
+    if (
+      exporter instanceof OtlpHttpSpanExporter &&
+      config.exporter !== 'none' &&
+      config.exporter.protocol === 'http/protobuf'
+    ) {
+      // Spans encoded as they end: the export queue holds bytes, not span objects.
+      processors.push(
+        new OtlpBatchSpanProcessor({
+          sender: exporter,
+          scheduledDelayMs: config.batch.scheduledDelayMs,
+          maxQueueSize: config.batch.maxQueueSize,
+          maxExportBatchSize: config.batch.maxExportBatchSize,
+          onDropped: hooks.onSpansDropped,
+        }),
+      );
+    } else if (exporter !== undefined) {
       processors.push(
         new BatchSpanProcessor({
           exporter,
@@ -122,17 +149,33 @@ export function installTracing(
       );
     }
     processors.push(...extraProcessors);
+    const resource = createResource(config);
+    const sampler = createSampler(config.sampler, config.sampleRatio);
     provider = new TracerProvider({
-      resource: createResource(config),
-      sampler: createSampler(config.sampler, config.sampleRatio),
+      resource,
+      sampler,
       spanProcessors: processors,
+      spanLimits: { ...DEFAULT_SPAN_LIMITS },
+      idGenerator: poolIdGenerator,
     });
     trace.setGlobalTracerProvider(provider);
+    const providerTracer = provider.getTracer(TRACER_NAME);
+    serverSpans = new ServerSpanStarter({
+      resource,
+      // The SDK tracer's own scope object, so server spans and traceOperation() spans share one ScopeSpans.
+      scope: (providerTracer as { instrumentationScope?: InstrumentationScope }).instrumentationScope ?? {
+        name: TRACER_NAME,
+      },
+      sampler,
+      limits: DEFAULT_SPAN_LIMITS,
+      processors,
+    });
   }
   const tracer = provider?.getTracer(TRACER_NAME) ?? trace.getTracer(TRACER_NAME);
   return {
     tracer,
     provider,
+    serverSpans,
     async forceFlush(timeoutMs) {
       await provider?.forceFlush({ timeoutMillis: timeoutMs });
     },

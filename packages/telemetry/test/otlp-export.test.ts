@@ -124,6 +124,20 @@ describe('OTLP export', () => {
     expect(failed['trace_id']).toBe(server.traceId);
   });
 
+  it('retries an export the collector turned away with 503 and delivers it, on one kept-alive connection', async () => {
+    const { base } = await startApp({ protocol: 'http/protobuf', compression: 'none' });
+    receiver!.respondWith(503, 1);
+    expect((await fetch(`${base}/orders/1`)).status).toBe(200);
+    const spans = await receiver!.waitFor((received) => received.some((span) => span.name === 'GET /orders/:id'));
+    expect(spans.filter((span) => span.name === 'GET /orders/:id')).toHaveLength(1);
+    expect(receiver!.requests.length).toBeGreaterThanOrEqual(2);
+    expect(receiver!.connections).toBe(1);
+    const metric = await telemetry!.metrics!.registry.getSingleMetricAsString(
+      'gantry_telemetry_span_export_failures_total',
+    );
+    expect(metric).toMatch(/ 0$/m);
+  });
+
   it('counts and logs (once) an export that fails, without throwing into the app', async () => {
     const { base, logs } = await startApp({ protocol: 'http/protobuf', compression: 'none' });
     receiver!.respondWith(400);
@@ -142,5 +156,27 @@ describe('OTLP export', () => {
     const errors = logs.lines.filter((line) => line['event'] === 'telemetry.export.failed');
     expect(errors).toHaveLength(1);
     expect(errors[0]!['code']).toBe('GANTRY_TELEMETRY_EXPORT_FAILED');
+  });
+
+  it('counts and logs spans dropped on a full export queue (regression: they were dropped silently)', async () => {
+    receiver = await startOtlpReceiver();
+    receiver.blackHole();
+    const logs = new LogCapture();
+    telemetry = initTelemetry({
+      serviceName: 'orders',
+      exporter: { endpoint: receiver.url, timeoutMs: 1_000 },
+      batch: { maxQueueSize: 4, maxExportBatchSize: 2 },
+      instrumentations: [],
+      logger: { destination: logs },
+      metrics: { registry: new Registry(), processMetrics: false },
+    });
+    // 2 spans go out in an export the collector never answers, 4 wait in the queue, the other 14 are dropped.
+    for (let index = 0; index < 20; index += 1) traceOperation('orders.tick', () => index);
+    const metric = await telemetry.metrics!.registry.getSingleMetricAsString('gantry_telemetry_spans_dropped_total');
+    expect(metric).toMatch(/^gantry_telemetry_spans_dropped_total(\{[^}]*\})? 14$/m);
+    const warnings = logs.lines.filter((line) => line['event'] === 'telemetry.spans.dropped');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!['level']).toBe(40);
+    await telemetry.shutdown({ timeoutMs: 500 });
   });
 });

@@ -20,8 +20,10 @@ export interface OtlpReceiver {
   readonly url: string;
   readonly spans: ReceivedSpan[];
   readonly requests: { contentType: string; encoding: string | undefined }[];
-  /** Status the next requests get (default 200). */
-  respondWith(status: number): void;
+  /** TCP connections accepted so far. */
+  readonly connections: number;
+  /** Status the next requests get (default 200); with `times`, only the next `times` requests, then 200 again. */
+  respondWith(status: number, times?: number): void;
   /** Stop answering at all (requests hang until the client gives up). */
   blackHole(): void;
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
@@ -211,10 +213,13 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const requests: { contentType: string; encoding: string | undefined }[] = [];
   let status = 200;
+  let remaining = Infinity;
   let blackHole = false;
   const server: Server = createServer((request, response) => {
     if (blackHole) return;
     void readBody(request).then((body) => {
+      if (remaining <= 0) status = 200;
+      remaining -= 1;
       const contentType = request.headers['content-type'] ?? '';
       requests.push({ contentType, encoding: request.headers['content-encoding'] });
       if (status === 200) {
@@ -228,14 +233,20 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       response.end(contentType.includes('json') ? '{}' : undefined);
     });
   });
+  let connections = 0;
+  server.on('connection', () => (connections += 1));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/v1/traces`,
     spans,
     requests,
-    respondWith: (next) => {
+    get connections() {
+      return connections;
+    },
+    respondWith: (next, times = Infinity) => {
       status = next;
+      remaining = times;
     },
     blackHole: () => {
       blackHole = true;
@@ -255,4 +266,69 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+// --- canonical form of a whole request, for comparing two encoders ---------------------------------------------
+// Which fields of each message are messages themselves (opentelemetry/proto trace/v1, common/v1, resource/v1).
+type MessageName =
+  | 'request'
+  | 'resourceSpans'
+  | 'resource'
+  | 'keyValue'
+  | 'anyValue'
+  | 'arrayValue'
+  | 'keyValueList'
+  | 'scopeSpans'
+  | 'scope'
+  | 'span'
+  | 'event'
+  | 'link'
+  | 'status';
+const MESSAGE_FIELDS: Record<MessageName, Record<number, MessageName>> = {
+  request: { 1: 'resourceSpans' },
+  resourceSpans: { 1: 'resource', 2: 'scopeSpans' },
+  resource: { 1: 'keyValue' },
+  keyValue: { 2: 'anyValue' },
+  anyValue: { 5: 'arrayValue', 6: 'keyValueList' },
+  arrayValue: { 1: 'anyValue' },
+  keyValueList: { 1: 'keyValue' },
+  scopeSpans: { 1: 'scope', 2: 'span' },
+  scope: { 3: 'keyValue' },
+  span: { 9: 'keyValue', 11: 'event', 13: 'link', 15: 'status' },
+  event: { 3: 'keyValue' },
+  link: { 4: 'keyValue' },
+  status: {},
+};
+// Singular message fields whose empty value means the same as no value.
+const OPTIONAL_MESSAGES = new Set(['span.15', 'resourceSpans.1', 'scopeSpans.1']);
+
+/** A decoded message: [field number, value] in wire order per field, fields sorted by number. */
+export type CanonicalMessage = [number, string | CanonicalMessage][];
+
+function canonical(buffer: Uint8Array, message: MessageName): CanonicalMessage {
+  const out: CanonicalMessage = [];
+  for (const field of fields(buffer)) {
+    const nested = MESSAGE_FIELDS[message][field.number];
+    if (nested !== undefined) {
+      const value = canonical(bytes(field), nested);
+      if (value.length === 0 && OPTIONAL_MESSAGES.has(`${message}.${field.number}`)) continue;
+      out.push([field.number, value]);
+      continue;
+    }
+    // proto3: a scalar with its default value (0, empty) is the same as an absent one.
+    if (field.wireType === 2) {
+      if ((field.value as Uint8Array).length === 0) continue;
+      out.push([field.number, Buffer.from(bytes(field)).toString('hex')]);
+    } else {
+      if (field.value === 0n) continue;
+      out.push([field.number, (field.value as bigint).toString()]);
+    }
+  }
+  // Stable: repeated fields keep their order.
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** The content of an ExportTraceServiceRequest, independent of field order and of explicit default values. */
+export function canonicalTraceRequest(body: Uint8Array): CanonicalMessage {
+  return canonical(body, 'request');
 }
