@@ -9,7 +9,7 @@ import type { HoldStore } from './holds.ts';
 import type { TotalsHistory } from './history.ts';
 import type { GateCheckName, ResolvedPolicy } from './options.ts';
 import { errorRateInterval, latencyInterval, samplesForErrorRateGap, tailShift, type Interval } from './stats.ts';
-import type { PodSummary, TriggerName } from './summary.ts';
+import { fleetServiceName, type PodSummary, type TriggerName } from './summary.ts';
 import { addTotals, emptyTotals, histogramQuantile, type Totals } from './totals.ts';
 import { versionWithin } from './versions.ts';
 
@@ -380,11 +380,14 @@ export class Evaluator {
     };
     const insufficient = query.insufficient ?? definition.insufficient;
     const canaryHash = query.expectHash ?? self.summary.podTemplateHash;
+    // Canary and baseline are pods of this service only ("every other hash" must never mean other services).
+    const service = fleetServiceName(self.summary.service);
+    const servicePods = state.pods.filter((pod) => pod.isSelf || fleetServiceName(pod.summary.service) === service);
     const canaryPods =
       query.scope === 'pod' || canaryHash === undefined
         ? [self]
-        : state.pods.filter((pod) => pod.summary.podTemplateHash === canaryHash);
-    const baselinePods = state.pods.filter((pod) =>
+        : servicePods.filter((pod) => pod.summary.podTemplateHash === canaryHash);
+    const baselinePods = servicePods.filter((pod) =>
       query.baselineHash !== undefined
         ? pod.summary.podTemplateHash === query.baselineHash
         : pod.summary.podTemplateHash !== canaryHash && !pod.isSelf,
