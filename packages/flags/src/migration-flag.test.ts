@@ -449,6 +449,71 @@ describe('createMigrationFlag consistency', () => {
     });
   });
 
+  it('compared the object the handler had already mutated: a formatted field tripped the guardrail', async () => {
+    const { options } = stores();
+    const migration = createMigrationFlag(createTestFlags({ [KEY]: 'shadow' }), KEY, {
+      ...options,
+      registry: new Registry(),
+      guardrail: { minSamples: 20 },
+      maxConcurrentShadowReads: 64,
+      readOld: async (id: number) => ({ id, totalCents: 1234, placedAt: new Date(0), lines: [{ sku: 'a' }] }),
+      readNew: async (id: number) => ({ id, totalCents: 1234, placedAt: new Date(0), lines: [{ sku: 'a' }] }),
+    } as unknown as typeof options);
+    for (let id = 0; id < 30; id += 1) {
+      const order = (await migration.read({}, id)) as unknown as Record<string, unknown>;
+      // What a request handler does next, before the background comparison gets to run.
+      order['totalCents'] = `$${(1234 / 100).toFixed(2)}`;
+      (order['lines'] as { sku: string }[]).push({ sku: 'gift-wrap' });
+    }
+    await migration.settled();
+    expect(migration.stats).toMatchObject({ consistent: 30, inconsistent: 0, guardrailTripped: false });
+    expect((await migration.check().run(AbortSignal.timeout(1_000))).status).toBe('UP');
+  });
+
+  it('snapshots with the `snapshot` option, and compares values it cannot copy as they are (logged once)', async () => {
+    class Money {
+      readonly cents: number;
+      constructor(cents: number) {
+        this.cents = cents;
+      }
+    }
+    const { options } = stores();
+    const log = recordingLogger();
+    const base = {
+      ...options,
+      registry: new Registry(),
+      logger: log.logger,
+      guardrail: false,
+      maxConcurrentShadowReads: 64,
+      readOld: async () => ({ total: new Money(5) }),
+      readNew: async () => ({ total: new Money(5) }),
+    } as unknown as typeof options;
+    // A class instance: structuredClone would turn it into a plain object that no longer deep-equals the other side.
+    const live = createMigrationFlag(createTestFlags({ [KEY]: 'shadow' }), KEY, base);
+    for (let id = 0; id < 3; id += 1) await live.read({}, id);
+    await live.settled();
+    expect(live.stats).toMatchObject({ consistent: 3, inconsistent: 0 });
+    expect(log.events().filter((event) => event === 'flags.migration.snapshot_unavailable')).toHaveLength(1);
+
+    let copies = 0;
+    const copied = createMigrationFlag(createTestFlags({ [KEY]: 'shadow' }), KEY, {
+      ...base,
+      registry: new Registry(),
+      snapshot: (value: unknown) => {
+        copies += 1;
+        const { total } = value as { total: Money };
+        return { total: new Money(total.cents) };
+      },
+    } as unknown as typeof options);
+    for (let id = 0; id < 3; id += 1) {
+      const result = (await copied.read({}, id)) as unknown as { total: Money };
+      (result as { total: unknown }).total = new Money(999);
+    }
+    await copied.settled();
+    expect(copies).toBe(3);
+    expect(copied.stats).toMatchObject({ consistent: 3, inconsistent: 0 });
+  });
+
   it('trips the guardrail over the mismatch threshold (event + check DOWN) and clears it when the window recovers', async () => {
     const { options } = stores();
     let now = 1_000_000;

@@ -120,6 +120,16 @@ export interface MigrationFlagOptions<RI, R, WI, W> {
    * Ignored when `diff` is given. @default false
    */
   readonly logDiffValues?: boolean;
+  /**
+   * Copies the authoritative value before `read()` hands it to the caller, so a background comparison sees it as it
+   * was read even when the caller then changes it (formats a field, adds an item). Runs only for reads that will
+   * be compared in the background. Return `undefined` (or throw) when a value cannot be copied: it is then compared
+   * as it is when the comparison runs.
+   * @default structuredClone for plain data (objects, arrays, Date, Map, Set, RegExp, typed arrays); values it
+   * cannot copy faithfully (class instances, Buffers, functions, symbol keys) are compared as they are, with a
+   * `flags.migration.snapshot_unavailable` warning (once a minute)
+   */
+  readonly snapshot?: (value: R) => R | undefined;
   /** `background`: the comparison read runs after the authoritative one returned, off the request path. `await`: both run together and the read waits for both (LaunchDarkly's behaviour). @default 'background' */
   readonly shadowMode?: 'background' | 'await';
   /** Share of reads in `shadow`/`live` that also read the other side. @default 1 */
@@ -287,7 +297,7 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       if (typeof options[name] !== 'function')
         throw invalid(`Expected \`${name}\` to be a function, got ${describe(options[name])}`);
     }
-    for (const name of ['compare', 'diff', 'stageKey', 'onGuardrail', 'random'] as const) {
+    for (const name of ['compare', 'diff', 'snapshot', 'stageKey', 'onGuardrail', 'random'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') {
         throw invalid(`Expected \`${name}\` to be a function, got ${describe(options[name])}`);
       }
@@ -520,8 +530,10 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       this.#skip(stage, other);
       return value;
     }
+    // The caller gets `value` now and may change it before the comparison runs: compare a copy.
+    const snapshot = this.#snapshot(value, stage);
     const task = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.#shadowRead(stage, plan.authoritative, other, input, value, context))
+      .then(() => this.#shadowRead(stage, plan.authoritative, other, input, snapshot, context))
       .finally(() => this.#inFlight.delete(task));
     this.#inFlight.add(task);
     return value;
@@ -561,6 +573,37 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  #snapshot(value: R, stage: MigrationStage): R {
+    // Primitives cannot change under the comparison.
+    if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return value;
+    let copy: R | undefined;
+    let reason = 'not plain data (a class instance, Buffer, function or symbol key): structuredClone would change it';
+    const custom = this.#options.snapshot;
+    if (custom === undefined) {
+      try {
+        if (isPlainData(value)) copy = structuredClone(value);
+      } catch (error) {
+        reason = `structuredClone failed: ${errorMessage(error)}`;
+      }
+    } else {
+      try {
+        copy = custom(value);
+        reason = '`snapshot` returned undefined';
+      } catch (error) {
+        reason = `\`snapshot\` threw: ${errorMessage(error)}`;
+      }
+    }
+    if (copy !== undefined) return copy;
+    if (this.#allowLog('snapshot-unavailable', this.#clock.now())) {
+      this.#logger.warn(
+        { event: 'flags.migration.snapshot_unavailable', stage, reason },
+        `cannot copy a read result of ${this.key}; it is compared as it is when the comparison runs, so changes ` +
+          'the caller makes to it count as mismatches (pass `snapshot`, or shadowMode "await")',
+      );
+    }
+    return value;
   }
 
   #sampled(): boolean {
@@ -810,6 +853,60 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
 }
 
 const NEVER_ABORTED = new AbortController().signal;
+
+/** Prototypes structuredClone keeps, so a copy still deep-equals (`isDeepStrictEqual`) the original. */
+const PLAIN_PROTOTYPES: ReadonlySet<object | null> = new Set([
+  null,
+  Object.prototype,
+  Array.prototype,
+  Date.prototype,
+  Map.prototype,
+  Set.prototype,
+  RegExp.prototype,
+  ArrayBuffer.prototype,
+  ...[
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+  ].map((type) => type.prototype),
+]);
+
+/** Whether structuredClone copies `root` faithfully: only plain containers and primitives, no symbol keys. */
+function isPlainData(root: unknown): boolean {
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'function' || typeof value === 'symbol') return false;
+    if (typeof value !== 'object' || value === null || seen.has(value)) continue;
+    seen.add(value);
+    if (!PLAIN_PROTOTYPES.has(Object.getPrototypeOf(value) as object | null)) return false;
+    if (Object.getOwnPropertySymbols(value).length > 0) return false;
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp)
+      continue;
+    if (value instanceof Map) {
+      for (const [key, item] of value) stack.push(key, item);
+    } else if (value instanceof Set) {
+      for (const item of value) stack.push(item);
+    } else {
+      for (const key of Object.keys(value)) {
+        const descriptor = Object.getOwnPropertyDescriptor(value, key);
+        // A getter would be read once by structuredClone and frozen into a plain value.
+        if (descriptor === undefined || !('value' in descriptor)) return false;
+        stack.push(descriptor.value);
+      }
+    }
+  }
+  return true;
+}
 
 /** One difference found by {@link structuralDiff}. */
 export interface DiffEntry {
