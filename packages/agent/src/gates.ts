@@ -11,7 +11,7 @@ import type { GateCheckName, ResolvedPolicy } from './options.ts';
 import { errorRateInterval, latencyInterval, samplesForErrorRateGap, tailShift, type Interval } from './stats.ts';
 import { fleetServiceName, type PodSummary, type TriggerName } from './summary.ts';
 import { addTotals, emptyTotals, histogramQuantile, type Totals } from './totals.ts';
-import { versionWithin } from './versions.ts';
+import { compareVersions, schemaIncompatibility } from './versions.ts';
 
 /** The five verdicts (jsonPath `{$.verdict}` for Argo). */
 export type Verdict = 'pass' | 'fail' | 'pending' | 'inconclusive' | 'error';
@@ -138,7 +138,8 @@ export interface RunRecord {
   lastSeenAt: number;
   phase: string | undefined;
   closedAt: number | undefined;
-  schemaAtStart: string | null | undefined;
+  /** `schema.lastContract` when the run first saw the app's schema (`undefined` until then). */
+  lastContractAtStart: string | null | undefined;
   readonly history: {
     at: string;
     gate: string;
@@ -228,7 +229,7 @@ export class Evaluator {
         lastSeenAt: now,
         phase: undefined,
         closedAt: undefined,
-        schemaAtStart: undefined,
+        lastContractAtStart: undefined,
         history: [],
         intervals: new Map(),
         streaks: new Map(),
@@ -268,7 +269,8 @@ export class Evaluator {
   evaluate(query: GateQuery, state: EvaluationState, runId: string): VerdictDocument {
     const policy = this.#options.policy();
     const run = this.run(runId, state.now);
-    if (run.schemaAtStart === undefined) run.schemaAtStart = state.self?.summary.schema?.current ?? null;
+    const seenSchema = state.self?.summary.schema;
+    if (run.lastContractAtStart === undefined && seenSchema) run.lastContractAtStart = seenSchema.lastContract;
     const key = JSON.stringify([
       query.gate,
       query.expectHash,
@@ -846,16 +848,17 @@ export class Evaluator {
                 reason: `migration ${failed.version} failed: ${failed.description}`.slice(0, 300),
               };
             }
-            if (
-              schema.current !== null &&
-              schema.supports !== null &&
-              !versionWithin(schema.current, schema.supports)
-            ) {
+            // No migration applied yet: nothing to check here (the app's own startup check reports a missing one).
+            const incompatible =
+              schema.current === null || schema.supports === null
+                ? undefined
+                : schemaIncompatibility(schema, schema.supports);
+            if (incompatible !== undefined) {
               return {
                 check,
                 verdict: 'fail',
                 reasonCode: 'SCHEMA_INCOMPATIBLE',
-                reason: `app supports schema ${schema.supports.min}..${schema.supports.max}, database is at ${schema.current}`,
+                reason: `app cannot run against the database: ${incompatible} (supports ${schema.supports!.min}..${schema.supports!.max}, database at ${schema.current}, last contract ${schema.lastContract ?? 'none'})`,
               };
             }
             return { check, verdict: 'pass', reasonCode: 'OK', reason: `schema ${schema.current ?? 'none'} supported` };
@@ -865,17 +868,17 @@ export class Evaluator {
               return { check, verdict: 'pass', reasonCode: 'OK', reason: 'app reports no schema' };
             const target = rollbackTarget();
             let unsafe: string | undefined;
-            if (target !== undefined && !versionWithin(schema.current, target.supports)) {
-              unsafe = `rollback target ${target.pod.summary.version ?? target.pod.summary.podTemplateHash ?? target.pod.summary.pod} supports schema ${target.supports.min}..${target.supports.max}, database is at ${schema.current}`;
-            } else if (target === undefined && schema.phase === 'contract') {
-              unsafe = `contract phase in progress at schema ${schema.current}`;
+            const incompatible = target === undefined ? undefined : schemaIncompatibility(schema, target.supports);
+            if (target !== undefined && incompatible !== undefined) {
+              unsafe = `rollback target ${target.pod.summary.version ?? target.pod.summary.podTemplateHash ?? target.pod.summary.pod} cannot run against the database: ${incompatible}`;
             } else if (
+              // No baseline tells what the old version survives: a contract applied since the run started is the
+              // only sign that going back may break it. (`phase: contract` alone only says the newest applied
+              // migration was a contract one — finished, possibly long before this rollout.)
               target === undefined &&
               schema.lastContract !== null &&
-              run.schemaAtStart !== null &&
-              run.schemaAtStart !== undefined &&
-              schema.lastContract !== run.schemaAtStart &&
-              schema.current !== run.schemaAtStart
+              run.lastContractAtStart !== undefined &&
+              (run.lastContractAtStart === null || compareVersions(schema.lastContract, run.lastContractAtStart) > 0)
             ) {
               unsafe = `contract migration ${schema.lastContract} ran during this rollout`;
             }
@@ -894,17 +897,16 @@ export class Evaluator {
             const outcome = runTriggers(check);
             if (outcome.verdict !== 'fail') return outcome;
             const target = rollbackTarget();
-            if (
-              schema?.current !== null &&
-              schema?.current !== undefined &&
-              target !== undefined &&
-              !versionWithin(schema.current, target.supports)
-            ) {
+            const incompatible =
+              schema === null || schema.current === null || target === undefined
+                ? undefined
+                : schemaIncompatibility(schema, target.supports);
+            if (incompatible !== undefined) {
               return {
                 check,
                 verdict: 'inconclusive',
                 reasonCode: 'SCHEMA_INCOMPATIBLE',
-                reason: `rollback wanted (${outcome.reason}) but the old version supports schema ${target.supports.min}..${target.supports.max} and the database is at ${schema.current}: fix forward`,
+                reason: `rollback wanted (${outcome.reason}) but the old version cannot run against the database (${incompatible}): fix forward`,
               };
             }
             return outcome;

@@ -72,5 +72,6 @@ export type { Interval } from './stats.ts';
 export type { PodSummary, ProbeState, TriggerName, TriggerStatus } from './summary.ts';
 export { HTTP_DURATION_METRIC, emptyTotals, histogramQuantile, totalsFromExposition } from './totals.ts';
 export type { StatusClass, Totals } from './totals.ts';
-export { compareVersions, versionWithin } from './versions.ts';
+export { compareVersions, schemaCompatible, schemaIncompatibility, versionWithin } from './versions.ts';
+export type { DatabaseSchema } from './versions.ts';
 export type { AppInfo, SchemaInfo } from './watcher.ts';

@@ -104,18 +104,19 @@ describe('compare gate across pods (static peers)', () => {
     expect(verdict).toMatchObject({ verdict: 'fail', reasonCode: 'COMPARE_LATENCY' });
   });
 
-  it('refuses to recommend rollback when the baseline cannot read the current schema', async () => {
-    const schema = (current: string, max: string) => ({
-      current,
-      phase: null,
-      supports: { min: '1.0.0', max },
-      pending: 0,
-      failed: [],
-      lastContract: null,
-    });
+  const schema = (current: string, max: string, lastContract: string | null) => ({
+    current,
+    phase: lastContract === current ? ('contract' as const) : ('expand' as const),
+    supports: { min: '1.0.0', max },
+    pending: 0,
+    failed: [],
+    lastContract,
+  });
+
+  it('refuses to recommend rollback when a contract past what the baseline survives was applied', async () => {
     const { base, can } = await canaryAndBaseline(
-      { schema: schema('1.3.0', '1.3.0') },
-      { schema: schema('1.3.0', '1.2.0') },
+      { schema: schema('1.3.0', '1.3.0', '1.3.0') },
+      { schema: schema('1.3.0', '1.2.0', '1.3.0') },
     );
     can.app.set({ down: true });
     for (let index = 0; index < 5; index += 1) await Promise.all([can.agent.cycle(), base.agent.cycle()]);
@@ -125,6 +126,24 @@ describe('compare gate across pods (static peers)', () => {
     expect(rollback.reason).toContain('fix forward');
     const promotion = (await can.call('/gate/v1/analysis?gate=schema')).body;
     expect(promotion).toMatchObject({ verdict: 'inconclusive', reasonCode: 'ROLLBACK_UNSAFE' });
+    expect(promotion.reason).toContain('contract migration 1.3.0 ran and it survives contracts up to 1.2.0');
+  });
+
+  it('regression: expand migrations past the baseline supports.max made rollback "unsafe" (max bounds contracts)', async () => {
+    // The database went to 1.3.0 with expand migrations only; the last contract (1.1.0) is one the baseline
+    // survives, so the old version still runs and rolling back is the right call.
+    const { base, can } = await canaryAndBaseline(
+      { schema: schema('1.3.0', '1.3.0', '1.1.0') },
+      { schema: schema('1.3.0', '1.2.0', '1.1.0') },
+    );
+    can.app.set({ down: true });
+    for (let index = 0; index < 5; index += 1) await Promise.all([can.agent.cycle(), base.agent.cycle()]);
+    await can.agent.syncFleet();
+    const rollback = (await can.call('/gate/v1/analysis?gate=rollback')).body;
+    expect(rollback).toMatchObject({ verdict: 'fail', reasonCode: 'HEALTH_FAILING' });
+    const promotion = (await can.call('/gate/v1/analysis?gate=schema')).body;
+    expect(promotion).toMatchObject({ verdict: 'pass', reasonCode: 'OK' });
+    expect(promotion.reason).toContain('rolling back stays possible');
   });
 });
 
