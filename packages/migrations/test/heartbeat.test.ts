@@ -139,4 +139,36 @@ describe('createSchemaMonitor', () => {
       folder.remove();
     }
   });
+
+  it('close() returned while a refresh was still reading the database (a pool closed after it broke that read)', async () => {
+    const folder = migrationFolder({
+      'V1__a.sql': '-- gantry:phase expand\nCREATE TABLE monitor_close_a (id bigint PRIMARY KEY);',
+    });
+    try {
+      const gate = gatedPool(/FROM .*\.backfill/);
+      const monitor = createSchemaMonitor({
+        pool: gate.pool,
+        directory: folder.directory,
+        schemaSupports: { min: '1', max: '2' },
+        schema: SCHEMA,
+        refreshIntervalMs: 0,
+        registry: false,
+      });
+      gate.holdNext();
+      const refreshing = monitor.refresh();
+      await waitFor(() => gate.held() > 0, 5_000, 'the refresh to hang');
+      let closed = false;
+      const closing = monitor.close().then(() => {
+        closed = true;
+      });
+      // Give close() every chance to return early; it must wait for the refresh instead.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(closed).toBe(false);
+      gate.release();
+      await closing;
+      expect((await refreshing).current).not.toBeUndefined();
+    } finally {
+      folder.remove();
+    }
+  });
 });
