@@ -348,6 +348,16 @@ export function createAgent(options: AgentOptions = {}): Agent {
         document.reason,
       );
     },
+    onRunRestarted: (run, previous, reason) => {
+      const data = {
+        runId: run.id,
+        generation: run.generation,
+        previousStartedAt: new Date(previous.startedAt).toISOString(),
+        reason,
+      };
+      emit('dev.gantry.agent.run.restarted', { ...data, pod: podName }, run.id);
+      logger.info({ event: 'agent.run.restarted', ...data }, `run ${run.id} starts afresh: ${reason}`);
+    },
   });
 
   // Watch state.

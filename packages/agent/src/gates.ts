@@ -130,14 +130,22 @@ export interface VerdictDocument {
   readonly next: { readonly retryAfterSeconds: number; readonly etaSeconds: number | null };
 }
 
-/** Per-run memory: start, lifecycle, verdict history and sequential-test state. */
+/**
+ * Per-run memory: start, lifecycle, verdict history and sequential-test state. A run id names a rollout only while
+ * it lasts: the next evaluation starts a fresh run (a new `generation`) once the run was closed, sat idle longer
+ * than `policy.runIdleMs`, or none of its canary pods is among the canary pods any more (see {@link Evaluator}).
+ */
 export interface RunRecord {
   readonly id: string;
+  /** 1 for the first run under this id, +1 each time a new rollout reused the id. */
+  readonly generation: number;
   readonly createdAt: number;
   startedAt: number;
   lastSeenAt: number;
   phase: string | undefined;
   closedAt: number | undefined;
+  /** Names of the canary pods evaluated in this run. */
+  readonly canaryPods: Set<string>;
   /** `schema.lastContract` when the run first saw the app's schema (`undefined` until then). */
   lastContractAtStart: string | null | undefined;
   readonly history: {
@@ -207,7 +215,11 @@ export interface EvaluatorOptions {
   readonly onVerdictChange?: (document: VerdictDocument) => void;
   /** Called for every freshly computed verdict. */
   readonly onVerdict?: (document: VerdictDocument) => void;
+  /** Called when an evaluation found its run id belonging to an earlier rollout and started a fresh run. */
+  readonly onRunRestarted?: (run: RunRecord, previous: RunRecord, reason: string) => void;
 }
+
+const MAX_RUN_CANARY_PODS = 1_000;
 
 /** Evaluates gates; keeps runs. */
 export class Evaluator {
@@ -219,16 +231,18 @@ export class Evaluator {
   }
 
   /** The run with this id, created (started now) when new. */
-  run(id: string, now: number): RunRecord {
+  run(id: string, now: number, generation = 1): RunRecord {
     let run = this.#runs.get(id);
     if (run === undefined) {
       run = {
         id,
+        generation,
         createdAt: now,
         startedAt: now,
         lastSeenAt: now,
         phase: undefined,
         closedAt: undefined,
+        canaryPods: new Set(),
         lastContractAtStart: undefined,
         history: [],
         intervals: new Map(),
@@ -268,7 +282,18 @@ export class Evaluator {
    */
   evaluate(query: GateQuery, state: EvaluationState, runId: string): VerdictDocument {
     const policy = this.#options.policy();
+    const canaryPods = canaryPodNames(query, state);
+    const existing = this.#runs.get(runId);
+    const ended = existing === undefined ? undefined : endedBecause(existing, canaryPods, state.now, policy);
+    if (existing !== undefined && ended !== undefined) {
+      // The id (by default `hash:<expectHash>`) came back for another rollout: nothing of the old run (evidence
+      // start, latched intervals, hysteresis streaks, cached verdicts) may decide the new one.
+      this.#runs.delete(runId);
+      const fresh = this.run(runId, state.now, existing.generation + 1);
+      this.#options.onRunRestarted?.(fresh, existing, ended);
+    }
     const run = this.run(runId, state.now);
+    for (const name of canaryPods) if (run.canaryPods.size < MAX_RUN_CANARY_PODS) run.canaryPods.add(name);
     const seenSchema = state.self?.summary.schema;
     if (run.lastContractAtStart === undefined && seenSchema) run.lastContractAtStart = seenSchema.lastContract;
     const key = JSON.stringify([
@@ -955,6 +980,38 @@ export class Evaluator {
       },
     };
   }
+}
+
+/** Names of the pods a gate query treats as the canary (the same selection as the checks make). */
+function canaryPodNames(query: GateQuery, state: EvaluationState): string[] {
+  const self = state.self;
+  if (self === undefined) return [];
+  const canaryHash = query.expectHash ?? self.summary.podTemplateHash;
+  if (query.scope === 'pod' || canaryHash === undefined) return [self.summary.pod];
+  const service = fleetServiceName(self.summary.service);
+  return state.pods
+    .filter(
+      (pod) =>
+        (pod.isSelf || fleetServiceName(pod.summary.service) === service) && pod.summary.podTemplateHash === canaryHash,
+    )
+    .map((pod) => pod.summary.pod);
+}
+
+/** Why `run` belongs to an earlier rollout, or `undefined` while it still is the current one. */
+function endedBecause(
+  run: RunRecord,
+  canaryPods: readonly string[],
+  now: number,
+  policy: ResolvedPolicy,
+): string | undefined {
+  if (run.closedAt !== undefined) return `the run was closed (${run.phase ?? 'closed'})`;
+  if (now - run.lastSeenAt > policy.runIdleMs)
+    return `no evaluation for ${formatDuration(now - run.lastSeenAt)} (runIdleMs ${formatDuration(policy.runIdleMs)})`;
+  // Pods come and go during a rollout (scale-up, a replaced pod); a canary made only of pods this run never saw is
+  // another rollout of the same hash (a retry after an abort, a rollback to this version).
+  if (canaryPods.length > 0 && run.canaryPods.size > 0 && !canaryPods.some((name) => run.canaryPods.has(name)))
+    return `the canary pods were replaced (${canaryPods.slice(0, 3).join(', ')}${canaryPods.length > 3 ? ', …' : ''})`;
+  return undefined;
 }
 
 function pick(metrics: NonNullable<VerdictDocument['metrics']>): { errorRate: number | null; p99Ms: number | null } {

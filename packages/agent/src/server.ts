@@ -598,6 +598,7 @@ export function createRequestHandler(
         send(response, 200, {
           runs: context.evaluator.listRuns().map((run) => ({
             id: run.id,
+            generation: run.generation,
             startedAt: new Date(run.startedAt).toISOString(),
             lastSeenAt: new Date(run.lastSeenAt).toISOString(),
             phase: run.phase ?? null,
@@ -626,6 +627,7 @@ export function createRequestHandler(
       if (run === undefined) throw new HttpError(404, `no run ${JSON.stringify(id.slice(0, 100))}`);
       send(response, 200, {
         id: run.id,
+        generation: run.generation,
         startedAt: new Date(run.startedAt).toISOString(),
         phase: run.phase ?? null,
         closedAt: run.closedAt === undefined ? null : new Date(run.closedAt).toISOString(),
