@@ -7,6 +7,7 @@ import { HoldStore } from './holds.ts';
 import { SILENT_LOGGER } from './logger.ts';
 import { resolvePolicy, type PolicyOptions } from './options.ts';
 import { parseGateQuery } from './server.ts';
+import { createRng } from './stats.ts';
 import { OTEL_BUCKETS_FOR_TESTS, histogramFromSamples } from './stats-testing.ts';
 import type { PodSummary } from './summary.ts';
 import { addTotals, emptyTotals, type Totals } from './totals.ts';
@@ -181,5 +182,36 @@ describe('the compare gate through the Evaluator', () => {
       expect(verdicts.at(-1)).toBe(expected);
       expect(verdicts.slice(0, -1).every((verdict) => verdict === 'pending')).toBe(true);
     }
+  });
+});
+
+describe('A/A through the Evaluator (latching, margins and look-every-interval as the gate applies them)', () => {
+  it('fails an equal canary in ≤ 5% of simulated rollouts polled every interval', () => {
+    const rng = createRng(23);
+    const compare = query({ gate: 'compare', expectHash: 'c4n4', baselineHash: 'b4s3' });
+    const runs = 200;
+    let fails = 0;
+    for (let run = 0; run < runs; run += 1) {
+      // Margin 0, the strictest setting: any error-rate difference the sequence is sure of fails.
+      const gates = evaluator({ compare: { minSamples: 100, errorMargin: 0 } });
+      const canary = fakePod('orders-c4n4-aaaaa', 'c4n4', true);
+      const baseline = fakePod('orders-b4s3-aaaaa', 'b4s3');
+      let at = T0;
+      gates.evaluate(compare, state(at, canary.view(), [baseline.view()]), 'aa');
+      for (let look = 0; look < 40; look += 1) {
+        at += 5_000;
+        const errors = (n: number): number => {
+          let x = 0;
+          for (let index = 0; index < n; index += 1) if (rng() < 0.02) x += 1;
+          return x;
+        };
+        canary.serve(at, 100, errors(100));
+        baseline.serve(at, 100, errors(100));
+        const verdict = gates.evaluate(compare, state(at, canary.view(), [baseline.view()]), 'aa').verdict;
+        if (verdict === 'fail') fails += 1;
+        if (verdict !== 'pending') break;
+      }
+    }
+    expect(fails / runs).toBeLessThanOrEqual(0.05);
   });
 });

@@ -144,7 +144,8 @@ describe('gantry-agent CLI', () => {
       try {
         let version: Record<string, unknown> | undefined;
         // The server listens before the first scrape completes; wait until the app's version shows.
-        for (let attempt = 0; attempt < 100 && version?.['version'] == null; attempt += 1) {
+        const deadline = Date.now() + 30_000;
+        while (Date.now() < deadline && version?.['version'] == null) {
           try {
             const response = await fetch(`http://127.0.0.1:${port}/version`);
             if (response.ok) version = (await response.json()) as Record<string, unknown>;
@@ -209,7 +210,9 @@ describe('gantry-agent CLI', () => {
         return (await response.json()) as JsonBody;
       };
       const until = async (condition: () => Promise<boolean>) => {
-        for (let attempt = 0; attempt < 100; attempt += 1) {
+        // A deadline, not 100 attempts: a contended machine can take longer than 10 s to start the CLI.
+        const deadline = Date.now() + 30_000;
+        while (Date.now() < deadline) {
           try {
             if (await condition()) return;
           } catch {

@@ -165,9 +165,12 @@ describe('peer discovery through DNS', () => {
     const base = await pod({}, { identity: { pod: 'orders-b4s3-res', podTemplateHash: 'b4s3' } });
     const port = base.agent.address()!.port;
     let fail = false;
+    // The canary agent's clock moves on instead of the test sleeping past fleet.staleAfterMs.
+    let offset = 0;
     const can = await pod(
       {},
       {
+        now: () => Date.now() + offset,
         identity: { pod: 'orders-c4n4-res', podTemplateHash: 'c4n4' },
         fleet: { dns: { name: 'orders-agents.shop.svc.cluster.local', port }, staleAfterMs: 1_000 },
         resolver: async (name) => {
@@ -180,7 +183,7 @@ describe('peer discovery through DNS', () => {
     expect((await can.call('/gate/v1/analysis?gate=compare&runId=res-1')).body.fleet.baselinePods).toBe(1);
     fail = true;
     await can.agent.syncFleet();
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    offset += 1_100;
     await can.agent.cycle();
     const after = (await can.call('/gate/v1/analysis?gate=compare&runId=res-1')).body;
     expect(after).toMatchObject({ verdict: 'pending', reasonCode: 'FLEET_NOT_READY' });

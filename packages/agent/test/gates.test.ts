@@ -133,9 +133,11 @@ describe('slo gate against a real app', () => {
   });
 
   it('answers 503 AGENT_ERROR when the app metrics cannot be read', async () => {
-    const { agent, app, call } = await pod({}, { staleAfterMs: 1_000 });
+    // The agent's clock moves on instead of the test sleeping past staleAfterMs.
+    let offset = 0;
+    const { agent, app, call } = await pod({}, { staleAfterMs: 1_000, now: () => Date.now() + offset });
     await app.close();
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    offset += 1_100;
     await agent.cycle();
     const { status, body } = await call('/gate/v1/analysis?gate=slo');
     expect(status).toBe(503);
