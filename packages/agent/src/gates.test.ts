@@ -215,3 +215,45 @@ describe('A/A through the Evaluator (latching, margins and look-every-interval a
     expect(fails / runs).toBeLessThanOrEqual(0.05);
   });
 });
+
+describe('the slo gate decides on a lower confidence bound of the error rate', () => {
+  const slo = query({ gate: 'slo', expectHash: 'c4n4' });
+
+  /** Serves `requests` with `errors` on a fresh canary over `cycles` cycles; the verdicts of each cycle. */
+  function verdicts(requests: number, errors: number, cycles = 3): { verdict: string; reason: string }[] {
+    const gates = evaluator({ slo: { minSamples: 100, maxErrorRate: 0.01 } });
+    const canary = fakePod('orders-c4n4-aaaaa', 'c4n4', true);
+    let at = T0;
+    gates.evaluate(slo, state(at, canary.view()), 'slo-run');
+    const result: { verdict: string; reason: string }[] = [];
+    for (let cycle = 0; cycle < cycles; cycle += 1) {
+      at += 5_000;
+      canary.serve(at, requests, errors);
+      const document = gates.evaluate(slo, state(at, canary.view()), 'slo-run');
+      result.push({ verdict: document.verdict, reason: document.reason });
+    }
+    return result;
+  }
+
+  it('regression: 3 errors in 200 requests (1.5%, a healthy 0.5% canary can show it) failed a 1% SLO', () => {
+    const result = verdicts(200, 3, 1);
+    expect(result[0]!.verdict).toBe('pass');
+    expect(result[0]!.reason).toMatch(/^err 1\.50% \(≥ 0\.60% @95%\), p99 \d+ms, n=200 within SLO/);
+  });
+
+  it('still fails a canary whose errors are clearly above the SLO, after the hysteresis cycles', () => {
+    const result = verdicts(200, 20);
+    expect(result.map((entry) => entry.verdict)).toEqual(['pending', 'fail', 'fail']);
+    expect(result[1]!.reason).toMatch(/^err 10\.00% \(≥ \d+\.\d+% @95%\) > 1\.00%, n=400$/);
+  });
+
+  it('uses policy.slo.alpha for the level', () => {
+    const gates = evaluator({ slo: { minSamples: 100, maxErrorRate: 0.01, alpha: 0.4 } });
+    const canary = fakePod('orders-c4n4-aaaaa', 'c4n4', true);
+    gates.evaluate(slo, state(T0, canary.view()), 'alpha');
+    canary.serve(T0 + 5_000, 400, 6);
+    // 1.5% in 400 requests: above 1% at 60% confidence, not at 95%.
+    expect(gates.evaluate(slo, state(T0 + 5_000, canary.view()), 'alpha').reasonCode).toBe('SLO_ERROR_RATE');
+    expect(verdicts(400, 6, 1)[0]!.verdict).toBe('pass');
+  });
+});

@@ -8,7 +8,14 @@ import { formatDuration, parseDurationMs } from './duration.ts';
 import type { HoldStore } from './holds.ts';
 import type { TotalsHistory } from './history.ts';
 import type { GateCheckName, ResolvedPolicy } from './options.ts';
-import { errorRateInterval, latencyInterval, samplesForErrorRateGap, tailShift, type Interval } from './stats.ts';
+import {
+  errorRateInterval,
+  latencyInterval,
+  samplesForErrorRateGap,
+  tailShift,
+  wilsonLowerBound,
+  type Interval,
+} from './stats.ts';
 import { fleetServiceName, type PodSummary, type TriggerName } from './summary.ts';
 import { addTotals, emptyTotals, histogramQuantile, type Totals } from './totals.ts';
 import { compareVersions, schemaIncompatibility } from './versions.ts';
@@ -501,15 +508,22 @@ export class Evaluator {
           );
         }
         const errorRate = stats.totals.errors / n;
+        // Decided on the one-sided lower bound, not the point estimate: 3 errors in 200 requests (1.5 %) do not
+        // show a rate above 1 %; 20 in 200 do.
+        const errorLower = wilsonLowerBound(stats.totals.errors, n, slo.alpha);
+        const level = `${Math.round((1 - slo.alpha) * 1_000) / 10}%`;
         const quantile = histogramQuantile(stats.totals, slo.latencyQuantile);
         const q = `p${Math.round(slo.latencyQuantile * 100)}`;
         const breaches: { code: ReasonCode; text: string }[] = [];
-        if (errorRate > slo.maxErrorRate)
-          breaches.push({ code: 'SLO_ERROR_RATE', text: `err ${percent(errorRate)} > ${percent(slo.maxErrorRate)}` });
+        if (errorLower > slo.maxErrorRate)
+          breaches.push({
+            code: 'SLO_ERROR_RATE',
+            text: `err ${percent(errorRate)} (≥ ${percent(errorLower)} @${level}) > ${percent(slo.maxErrorRate)}`,
+          });
         if (quantile !== undefined && quantile * 1_000 > slo.maxLatencyMs) {
           breaches.push({ code: 'SLO_LATENCY', text: `${q} ${ms(quantile)} > ${slo.maxLatencyMs}ms` });
         }
-        const summary = `err ${percent(errorRate)}, ${q} ${ms(quantile)}, n=${n}`;
+        const summary = `err ${percent(errorRate)} (≥ ${percent(errorLower)} @${level}), ${q} ${ms(quantile)}, n=${n}`;
         if (breaches.length === 0) {
           run.streaks.delete(streakKey);
           return { check: 'slo', verdict: 'pass', reasonCode: 'OK', reason: `${summary} within SLO` };

@@ -66,8 +66,10 @@ export {
   latencyInterval,
   mannWhitney,
   mixtureHalfWidth,
+  normalQuantile,
   samplesForErrorRateGap,
   tailShift,
+  wilsonLowerBound,
 } from './stats.ts';
 export type { Interval } from './stats.ts';
 export type { PodSummary, ProbeState, TriggerName, TriggerStatus } from './summary.ts';

@@ -66,6 +66,11 @@ export interface SloOptions {
   readonly minSamples?: number;
   /** Sliding window (bounded below by the run's start). @default 300000 */
   readonly windowMs?: number | string;
+  /**
+   * The error rate breaches only when its one-sided lower confidence bound (Wilson, level 1 − alpha) exceeds
+   * `maxErrorRate`, so a few errors in few requests do not fail a healthy canary. @default 0.05
+   */
+  readonly alpha?: number;
 }
 
 /** Margins and level of the `compare` check. */
@@ -418,7 +423,7 @@ function checkKeys(field: string, value: Record<string, unknown>, allowed: reado
 
 function resolveSlo(field: string, value: unknown, base: ResolvedPolicy['slo'] | undefined): ResolvedPolicy['slo'] {
   const options = object(field, value);
-  checkKeys(field, options, ['maxErrorRate', 'latencyQuantile', 'maxLatencyMs', 'minSamples', 'windowMs']);
+  checkKeys(field, options, ['maxErrorRate', 'latencyQuantile', 'maxLatencyMs', 'minSamples', 'windowMs', 'alpha']);
   return {
     maxErrorRate: number(`${field}.maxErrorRate`, options['maxErrorRate'], base?.maxErrorRate ?? 0.01, { max: 1 }),
     latencyQuantile: number(`${field}.latencyQuantile`, options['latencyQuantile'], base?.latencyQuantile ?? 0.99, {
@@ -428,6 +433,7 @@ function resolveSlo(field: string, value: unknown, base: ResolvedPolicy['slo'] |
     maxLatencyMs: number(`${field}.maxLatencyMs`, options['maxLatencyMs'], base?.maxLatencyMs ?? 500, { min: 1 }),
     minSamples: number(`${field}.minSamples`, options['minSamples'], base?.minSamples ?? 200, { integer: true }),
     windowMs: duration(`${field}.windowMs`, options['windowMs'], base?.windowMs ?? 300_000, 1_000),
+    alpha: number(`${field}.alpha`, options['alpha'], base?.alpha ?? 0.05, { min: 1e-6, max: 0.5 }),
   };
 }
 

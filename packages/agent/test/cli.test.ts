@@ -202,6 +202,7 @@ describe('gantry-agent CLI', () => {
       });
       let output = '';
       child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       const get = async (path: string) => {
         const response = await fetch(`http://127.0.0.1:${port}${path}`, {
@@ -220,7 +221,7 @@ describe('gantry-agent CLI', () => {
           }
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
-        throw new Error('condition not met in time');
+        throw new Error(`condition not met in time; agent output:\n${output}`);
       };
       try {
         await until(async () => (await get('/gate/v1/policy'))['policy'].slo.maxErrorRate === 0.01);

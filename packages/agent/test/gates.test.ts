@@ -55,7 +55,7 @@ describe('slo gate against a real app', () => {
     const second = await call('/gate/v1/analysis?gate=slo&runId=r3');
     expect(second.body.verdict).toBe('fail');
     expect(second.body.reasonCode).toBe('SLO_ERROR_RATE');
-    expect(second.body.reason).toMatch(/^err \d+\.\d+% > 1\.00%/);
+    expect(second.body.reason).toMatch(/^err \d+\.\d+% \(≥ \d+\.\d+% @95%\) > 1\.00%/);
   });
 
   it('fails a slow version on its p99 latency', async () => {
