@@ -24,6 +24,7 @@ import {
 } from './options.ts';
 import { createRequestHandler, parseGateQuery, type FlaggerPayload } from './server.ts';
 import {
+  inSameFleet,
   summaryFromJson,
   summaryToJson,
   type PodSummary,
@@ -193,6 +194,17 @@ export function createAgent(options: AgentOptions = {}): Agent {
     () =>
       new Gauge(withRegistry({ name: 'gantry_agent_fleet_pods', help: 'Pods in the fleet view (this one included).' })),
   );
+  const fleetIgnored = metric(
+    registry,
+    'gantry_agent_fleet_ignored_summaries_total',
+    () =>
+      new Counter(
+        withRegistry({
+          name: 'gantry_agent_fleet_ignored_summaries_total',
+          help: 'Peer summaries ignored because they belong to another service or namespace.',
+        }),
+      ),
+  );
   const fleetErrors = metric(
     registry,
     'gantry_agent_fleet_errors_total',
@@ -291,7 +303,14 @@ export function createAgent(options: AgentOptions = {}): Agent {
     ...(config.stateDirectory === undefined ? {} : { stateDirectory: config.stateDirectory }),
     onAudit: (entry) => emit('dev.gantry.agent.audit', { ...entry }, entry.action),
   });
-  const fleet = new FleetStore(config.historyMs, config.fleet.staleAfterMs);
+  // The fleet is this pod's service in this pod's namespace: the Kafka topic (and a careless peer list) carries
+  // every service of the cluster, and comparing against them or keeping their history would be wrong and costly.
+  // Until the first cycle tells us our service, nothing is accepted (summaries come again every interval).
+  const fleet = new FleetStore(config.historyMs, config.fleet.staleAfterMs, (summary) => {
+    const accepted = selfSummary !== undefined && inSameFleet(summary, selfSummary);
+    if (!accepted) fleetIgnored.inc();
+    return accepted;
+  });
   const evaluator = new Evaluator({
     policy: () => policy,
     holds,
@@ -328,6 +347,16 @@ export function createAgent(options: AgentOptions = {}): Agent {
         },
         document.reason,
       );
+    },
+    onRunRestarted: (run, previous, reason) => {
+      const data = {
+        runId: run.id,
+        generation: run.generation,
+        previousStartedAt: new Date(previous.startedAt).toISOString(),
+        reason,
+      };
+      emit('dev.gantry.agent.run.restarted', { ...data, pod: podName }, run.id);
+      logger.info({ event: 'agent.run.restarted', ...data }, `run ${run.id} starts afresh: ${reason}`);
     },
   });
 

@@ -305,38 +305,56 @@ export async function main(
   const registry = new Registry();
   registerProcessMetrics(registry);
   const agent = createAgent({ ...(parsed.options as AgentOptions), logger, registry });
+  // Handlers go in before start(): start() serves requests before its first cycle finished, and a SIGHUP (or
+  // SIGTERM) arriving then would otherwise hit Node's default action and kill the agent.
+  let stopSignal: string | undefined;
+  let resolveStopped: (code: number) => void = () => undefined;
+  const stopped = new Promise<number>((resolve) => {
+    resolveStopped = resolve;
+  });
+  const reload = (): void => {
+    const path = parsed.configPath;
+    if (path === undefined) {
+      logger.warn({ event: 'agent.policy.reload_skipped' }, 'SIGHUP without a config file: nothing to reload');
+      return;
+    }
+    loadConfigFile(path)
+      .then((file) => agent.updatePolicy((file['policy'] ?? {}) as never, 'SIGHUP'))
+      .catch((error: unknown) => {
+        logger.error(
+          { event: 'agent.policy.reload_failed', err: error instanceof Error ? error.message : String(error) },
+          'policy reload failed; keeping the current policy',
+        );
+      });
+  };
+  const onSigterm = (): void => stop('SIGTERM');
+  const onSigint = (): void => stop('SIGINT');
+  const removeHandlers = (): void => {
+    process.off('SIGHUP', reload);
+    process.off('SIGTERM', onSigterm);
+    process.off('SIGINT', onSigint);
+  };
+  const stop = (signal: string): void => {
+    if (stopSignal !== undefined) return;
+    stopSignal = signal;
+    logger.info({ event: 'agent.signal', signal }, `received ${signal}, stopping`);
+    removeHandlers();
+    void agent.close().then(() => resolveStopped(0));
+  };
+  process.on('SIGTERM', onSigterm);
+  process.on('SIGINT', onSigint);
+  process.on('SIGHUP', reload);
   try {
     await agent.start();
   } catch (error) {
+    // Stopped by a signal while starting: that is a clean stop, not a failure.
+    if (stopSignal !== undefined) return stopped;
+    removeHandlers();
     io.stderr(`gantry-agent: ${error instanceof Error ? error.message : String(error)}\n`);
     await agent.close();
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info({ event: 'agent.signal', signal }, `received ${signal}, stopping`);
-      process.off('SIGHUP', reload);
-      void agent.close().then(() => resolve(0));
-    };
-    const reload = (): void => {
-      const path = parsed.configPath;
-      if (path === undefined) {
-        logger.warn({ event: 'agent.policy.reload_skipped' }, 'SIGHUP without a config file: nothing to reload');
-        return;
-      }
-      loadConfigFile(path)
-        .then((file) => agent.updatePolicy((file['policy'] ?? {}) as never, 'SIGHUP'))
-        .catch((error: unknown) => {
-          logger.error(
-            { event: 'agent.policy.reload_failed', err: error instanceof Error ? error.message : String(error) },
-            'policy reload failed; keeping the current policy',
-          );
-        });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', reload);
-  });
+  return stopped;
 }
 
 const invokedDirectly = process.argv[1] !== undefined && /gantry-agent$|cli\.(ts|js|cjs)$/.test(process.argv[1]);

@@ -1,6 +1,7 @@
 // The fleet view: the latest summary and a totals history per pod, fed by this agent itself, by peer agents
 // (static URLs or a DNS name resolving to them, pulling `/gate/v1/summary`) and by the Kafka topic
 // `gantry.fleet` (one message per pod and interval, keyed by pod). Pods not heard from for `staleAfterMs` leave.
+// Only pods of this agent's own fleet (same service and namespace) are kept: the topic is shared cluster-wide.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { TotalsHistory } from './history.ts';
@@ -29,26 +30,34 @@ export class FleetStore {
   readonly #members = new Map<string, Member>();
   readonly #historyMs: number;
   readonly #staleAfterMs: number;
+  readonly #accepts: (summary: PodSummary) => boolean;
   #version = 0;
 
-  constructor(historyMs: number, staleAfterMs: number) {
+  /** `accepts` decides which peer summaries belong to this fleet (default: all). */
+  constructor(historyMs: number, staleAfterMs: number, accepts: (summary: PodSummary) => boolean = () => true) {
     this.#historyMs = historyMs;
     this.#staleAfterMs = staleAfterMs;
+    this.#accepts = accepts;
   }
 
-  /** Records a summary (own or a peer's). Out-of-order summaries are ignored by the history. */
-  update(summary: PodSummary, receivedAt: number, isSelf = false): void {
+  /**
+   * Records a summary (own or a peer's); `false` when a peer's summary is not of this fleet and was ignored.
+   * Out-of-order summaries are ignored by the history.
+   */
+  update(summary: PodSummary, receivedAt: number, isSelf = false): boolean {
+    if (!isSelf && !this.#accepts(summary)) return false;
     let member = this.#members.get(summary.pod);
     if (member === undefined || (member.isSelf && !isSelf)) {
-      if (member?.isSelf === true) return;
+      if (member?.isSelf === true) return true;
       member = { summary, history: new TotalsHistory(this.#historyMs), seenAt: receivedAt, isSelf };
       this.#members.set(summary.pod, member);
     }
-    if (summary.at < member.summary.at) return;
+    if (summary.at < member.summary.at) return true;
     this.#version += 1;
     member.summary = summary;
     member.seenAt = receivedAt;
     member.history.add(summary.at, summary.totals);
+    return true;
   }
 
   /** Pods heard from recently (self always). */

@@ -8,10 +8,17 @@ import { formatDuration, parseDurationMs } from './duration.ts';
 import type { HoldStore } from './holds.ts';
 import type { TotalsHistory } from './history.ts';
 import type { GateCheckName, ResolvedPolicy } from './options.ts';
-import { errorRateInterval, latencyInterval, samplesForErrorRateGap, tailShift, type Interval } from './stats.ts';
-import type { PodSummary, TriggerName } from './summary.ts';
+import {
+  errorRateInterval,
+  latencyInterval,
+  samplesForErrorRateGap,
+  tailShift,
+  wilsonLowerBound,
+  type Interval,
+} from './stats.ts';
+import { fleetServiceName, type PodSummary, type TriggerName } from './summary.ts';
 import { addTotals, emptyTotals, histogramQuantile, type Totals } from './totals.ts';
-import { versionWithin } from './versions.ts';
+import { compareVersions, schemaIncompatibility } from './versions.ts';
 
 /** The five verdicts (jsonPath `{$.verdict}` for Argo). */
 export type Verdict = 'pass' | 'fail' | 'pending' | 'inconclusive' | 'error';
@@ -130,15 +137,24 @@ export interface VerdictDocument {
   readonly next: { readonly retryAfterSeconds: number; readonly etaSeconds: number | null };
 }
 
-/** Per-run memory: start, lifecycle, verdict history and sequential-test state. */
+/**
+ * Per-run memory: start, lifecycle, verdict history and sequential-test state. A run id names a rollout only while
+ * it lasts: the next evaluation starts a fresh run (a new `generation`) once the run was closed, sat idle longer
+ * than `policy.runIdleMs`, or none of its canary pods is among the canary pods any more (see {@link Evaluator}).
+ */
 export interface RunRecord {
   readonly id: string;
+  /** 1 for the first run under this id, +1 each time a new rollout reused the id. */
+  readonly generation: number;
   readonly createdAt: number;
   startedAt: number;
   lastSeenAt: number;
   phase: string | undefined;
   closedAt: number | undefined;
-  schemaAtStart: string | null | undefined;
+  /** Names of the canary pods evaluated in this run. */
+  readonly canaryPods: Set<string>;
+  /** `schema.lastContract` when the run first saw the app's schema (`undefined` until then). */
+  lastContractAtStart: string | null | undefined;
   readonly history: {
     at: string;
     gate: string;
@@ -206,7 +222,11 @@ export interface EvaluatorOptions {
   readonly onVerdictChange?: (document: VerdictDocument) => void;
   /** Called for every freshly computed verdict. */
   readonly onVerdict?: (document: VerdictDocument) => void;
+  /** Called when an evaluation found its run id belonging to an earlier rollout and started a fresh run. */
+  readonly onRunRestarted?: (run: RunRecord, previous: RunRecord, reason: string) => void;
 }
+
+const MAX_RUN_CANARY_PODS = 1_000;
 
 /** Evaluates gates; keeps runs. */
 export class Evaluator {
@@ -218,17 +238,19 @@ export class Evaluator {
   }
 
   /** The run with this id, created (started now) when new. */
-  run(id: string, now: number): RunRecord {
+  run(id: string, now: number, generation = 1): RunRecord {
     let run = this.#runs.get(id);
     if (run === undefined) {
       run = {
         id,
+        generation,
         createdAt: now,
         startedAt: now,
         lastSeenAt: now,
         phase: undefined,
         closedAt: undefined,
-        schemaAtStart: undefined,
+        canaryPods: new Set(),
+        lastContractAtStart: undefined,
         history: [],
         intervals: new Map(),
         streaks: new Map(),
@@ -267,8 +289,20 @@ export class Evaluator {
    */
   evaluate(query: GateQuery, state: EvaluationState, runId: string): VerdictDocument {
     const policy = this.#options.policy();
+    const canaryPods = canaryPodNames(query, state);
+    const existing = this.#runs.get(runId);
+    const ended = existing === undefined ? undefined : endedBecause(existing, canaryPods, state.now, policy);
+    if (existing !== undefined && ended !== undefined) {
+      // The id (by default `hash:<expectHash>`) came back for another rollout: nothing of the old run (evidence
+      // start, latched intervals, hysteresis streaks, cached verdicts) may decide the new one.
+      this.#runs.delete(runId);
+      const fresh = this.run(runId, state.now, existing.generation + 1);
+      this.#options.onRunRestarted?.(fresh, existing, ended);
+    }
     const run = this.run(runId, state.now);
-    if (run.schemaAtStart === undefined) run.schemaAtStart = state.self?.summary.schema?.current ?? null;
+    for (const name of canaryPods) if (run.canaryPods.size < MAX_RUN_CANARY_PODS) run.canaryPods.add(name);
+    const seenSchema = state.self?.summary.schema;
+    if (run.lastContractAtStart === undefined && seenSchema) run.lastContractAtStart = seenSchema.lastContract;
     const key = JSON.stringify([
       query.gate,
       query.expectHash,
@@ -380,11 +414,14 @@ export class Evaluator {
     };
     const insufficient = query.insufficient ?? definition.insufficient;
     const canaryHash = query.expectHash ?? self.summary.podTemplateHash;
+    // Canary and baseline are pods of this service only ("every other hash" must never mean other services).
+    const service = fleetServiceName(self.summary.service);
+    const servicePods = state.pods.filter((pod) => pod.isSelf || fleetServiceName(pod.summary.service) === service);
     const canaryPods =
       query.scope === 'pod' || canaryHash === undefined
         ? [self]
-        : state.pods.filter((pod) => pod.summary.podTemplateHash === canaryHash);
-    const baselinePods = state.pods.filter((pod) =>
+        : servicePods.filter((pod) => pod.summary.podTemplateHash === canaryHash);
+    const baselinePods = servicePods.filter((pod) =>
       query.baselineHash !== undefined
         ? pod.summary.podTemplateHash === query.baselineHash
         : pod.summary.podTemplateHash !== canaryHash && !pod.isSelf,
@@ -471,15 +508,22 @@ export class Evaluator {
           );
         }
         const errorRate = stats.totals.errors / n;
+        // Decided on the one-sided lower bound, not the point estimate: 3 errors in 200 requests (1.5 %) do not
+        // show a rate above 1 %; 20 in 200 do.
+        const errorLower = wilsonLowerBound(stats.totals.errors, n, slo.alpha);
+        const level = `${Math.round((1 - slo.alpha) * 1_000) / 10}%`;
         const quantile = histogramQuantile(stats.totals, slo.latencyQuantile);
         const q = `p${Math.round(slo.latencyQuantile * 100)}`;
         const breaches: { code: ReasonCode; text: string }[] = [];
-        if (errorRate > slo.maxErrorRate)
-          breaches.push({ code: 'SLO_ERROR_RATE', text: `err ${percent(errorRate)} > ${percent(slo.maxErrorRate)}` });
+        if (errorLower > slo.maxErrorRate)
+          breaches.push({
+            code: 'SLO_ERROR_RATE',
+            text: `err ${percent(errorRate)} (≥ ${percent(errorLower)} @${level}) > ${percent(slo.maxErrorRate)}`,
+          });
         if (quantile !== undefined && quantile * 1_000 > slo.maxLatencyMs) {
           breaches.push({ code: 'SLO_LATENCY', text: `${q} ${ms(quantile)} > ${slo.maxLatencyMs}ms` });
         }
-        const summary = `err ${percent(errorRate)}, ${q} ${ms(quantile)}, n=${n}`;
+        const summary = `err ${percent(errorRate)} (≥ ${percent(errorLower)} @${level}), ${q} ${ms(quantile)}, n=${n}`;
         if (breaches.length === 0) {
           run.streaks.delete(streakKey);
           return { check: 'slo', verdict: 'pass', reasonCode: 'OK', reason: `${summary} within SLO` };
@@ -843,16 +887,17 @@ export class Evaluator {
                 reason: `migration ${failed.version} failed: ${failed.description}`.slice(0, 300),
               };
             }
-            if (
-              schema.current !== null &&
-              schema.supports !== null &&
-              !versionWithin(schema.current, schema.supports)
-            ) {
+            // No migration applied yet: nothing to check here (the app's own startup check reports a missing one).
+            const incompatible =
+              schema.current === null || schema.supports === null
+                ? undefined
+                : schemaIncompatibility(schema, schema.supports);
+            if (incompatible !== undefined) {
               return {
                 check,
                 verdict: 'fail',
                 reasonCode: 'SCHEMA_INCOMPATIBLE',
-                reason: `app supports schema ${schema.supports.min}..${schema.supports.max}, database is at ${schema.current}`,
+                reason: `app cannot run against the database: ${incompatible} (supports ${schema.supports!.min}..${schema.supports!.max}, database at ${schema.current}, last contract ${schema.lastContract ?? 'none'})`,
               };
             }
             return { check, verdict: 'pass', reasonCode: 'OK', reason: `schema ${schema.current ?? 'none'} supported` };
@@ -862,17 +907,17 @@ export class Evaluator {
               return { check, verdict: 'pass', reasonCode: 'OK', reason: 'app reports no schema' };
             const target = rollbackTarget();
             let unsafe: string | undefined;
-            if (target !== undefined && !versionWithin(schema.current, target.supports)) {
-              unsafe = `rollback target ${target.pod.summary.version ?? target.pod.summary.podTemplateHash ?? target.pod.summary.pod} supports schema ${target.supports.min}..${target.supports.max}, database is at ${schema.current}`;
-            } else if (target === undefined && schema.phase === 'contract') {
-              unsafe = `contract phase in progress at schema ${schema.current}`;
+            const incompatible = target === undefined ? undefined : schemaIncompatibility(schema, target.supports);
+            if (target !== undefined && incompatible !== undefined) {
+              unsafe = `rollback target ${target.pod.summary.version ?? target.pod.summary.podTemplateHash ?? target.pod.summary.pod} cannot run against the database: ${incompatible}`;
             } else if (
+              // No baseline tells what the old version survives: a contract applied since the run started is the
+              // only sign that going back may break it. (`phase: contract` alone only says the newest applied
+              // migration was a contract one — finished, possibly long before this rollout.)
               target === undefined &&
               schema.lastContract !== null &&
-              run.schemaAtStart !== null &&
-              run.schemaAtStart !== undefined &&
-              schema.lastContract !== run.schemaAtStart &&
-              schema.current !== run.schemaAtStart
+              run.lastContractAtStart !== undefined &&
+              (run.lastContractAtStart === null || compareVersions(schema.lastContract, run.lastContractAtStart) > 0)
             ) {
               unsafe = `contract migration ${schema.lastContract} ran during this rollout`;
             }
@@ -891,17 +936,16 @@ export class Evaluator {
             const outcome = runTriggers(check);
             if (outcome.verdict !== 'fail') return outcome;
             const target = rollbackTarget();
-            if (
-              schema?.current !== null &&
-              schema?.current !== undefined &&
-              target !== undefined &&
-              !versionWithin(schema.current, target.supports)
-            ) {
+            const incompatible =
+              schema === null || schema.current === null || target === undefined
+                ? undefined
+                : schemaIncompatibility(schema, target.supports);
+            if (incompatible !== undefined) {
               return {
                 check,
                 verdict: 'inconclusive',
                 reasonCode: 'SCHEMA_INCOMPATIBLE',
-                reason: `rollback wanted (${outcome.reason}) but the old version supports schema ${target.supports.min}..${target.supports.max} and the database is at ${schema.current}: fix forward`,
+                reason: `rollback wanted (${outcome.reason}) but the old version cannot run against the database (${incompatible}): fix forward`,
               };
             }
             return outcome;
@@ -950,6 +994,38 @@ export class Evaluator {
       },
     };
   }
+}
+
+/** Names of the pods a gate query treats as the canary (the same selection as the checks make). */
+function canaryPodNames(query: GateQuery, state: EvaluationState): string[] {
+  const self = state.self;
+  if (self === undefined) return [];
+  const canaryHash = query.expectHash ?? self.summary.podTemplateHash;
+  if (query.scope === 'pod' || canaryHash === undefined) return [self.summary.pod];
+  const service = fleetServiceName(self.summary.service);
+  return state.pods
+    .filter(
+      (pod) =>
+        (pod.isSelf || fleetServiceName(pod.summary.service) === service) && pod.summary.podTemplateHash === canaryHash,
+    )
+    .map((pod) => pod.summary.pod);
+}
+
+/** Why `run` belongs to an earlier rollout, or `undefined` while it still is the current one. */
+function endedBecause(
+  run: RunRecord,
+  canaryPods: readonly string[],
+  now: number,
+  policy: ResolvedPolicy,
+): string | undefined {
+  if (run.closedAt !== undefined) return `the run was closed (${run.phase ?? 'closed'})`;
+  if (now - run.lastSeenAt > policy.runIdleMs)
+    return `no evaluation for ${formatDuration(now - run.lastSeenAt)} (runIdleMs ${formatDuration(policy.runIdleMs)})`;
+  // Pods come and go during a rollout (scale-up, a replaced pod); a canary made only of pods this run never saw is
+  // another rollout of the same hash (a retry after an abort, a rollback to this version).
+  if (canaryPods.length > 0 && run.canaryPods.size > 0 && !canaryPods.some((name) => run.canaryPods.has(name)))
+    return `the canary pods were replaced (${canaryPods.slice(0, 3).join(', ')}${canaryPods.length > 3 ? ', …' : ''})`;
+  return undefined;
 }
 
 function pick(metrics: NonNullable<VerdictDocument['metrics']>): { errorRate: number | null; p99Ms: number | null } {

@@ -31,6 +31,7 @@ export {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_URL_LENGTH,
   DEFAULT_MAX_WAIT_MS,
+  DEFAULT_RUN_IDLE_MS,
   DEFAULT_STALE_AFTER_MS,
   DEFAULT_WARMUP_MS,
   agentOptionsFromEnv,
@@ -65,12 +66,15 @@ export {
   latencyInterval,
   mannWhitney,
   mixtureHalfWidth,
+  normalQuantile,
   samplesForErrorRateGap,
   tailShift,
+  wilsonLowerBound,
 } from './stats.ts';
 export type { Interval } from './stats.ts';
 export type { PodSummary, ProbeState, TriggerName, TriggerStatus } from './summary.ts';
 export { HTTP_DURATION_METRIC, emptyTotals, histogramQuantile, totalsFromExposition } from './totals.ts';
 export type { StatusClass, Totals } from './totals.ts';
-export { compareVersions, versionWithin } from './versions.ts';
+export { compareVersions, schemaCompatible, schemaIncompatibility, versionWithin } from './versions.ts';
+export type { DatabaseSchema } from './versions.ts';
 export type { AppInfo, SchemaInfo } from './watcher.ts';

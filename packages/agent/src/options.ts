@@ -29,6 +29,8 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_MAX_URL_LENGTH = 4_096;
 /** Longest long-poll (`wait`): below Argo's and Flagger's 10 s default timeouts. */
 export const DEFAULT_MAX_WAIT_MS = 8_000;
+/** Default `policy.runIdleMs`: a run idle this long belongs to an earlier rollout (30 min). */
+export const DEFAULT_RUN_IDLE_MS = 1_800_000;
 /** Kafka topic where agents publish their pod summaries, keyed by pod (ARCHITECTURE.md, "Fleet and events"). */
 export const DEFAULT_FLEET_TOPIC = 'gantry.fleet';
 /** Kafka topic that receives the agent's CloudEvents (ARCHITECTURE.md, "Fleet and events"). */
@@ -64,6 +66,11 @@ export interface SloOptions {
   readonly minSamples?: number;
   /** Sliding window (bounded below by the run's start). @default 300000 */
   readonly windowMs?: number | string;
+  /**
+   * The error rate breaches only when its one-sided lower confidence bound (Wilson, level 1 − alpha) exceeds
+   * `maxErrorRate`, so a few errors in few requests do not fail a healthy canary. @default 0.05
+   */
+  readonly alpha?: number;
 }
 
 /** Margins and level of the `compare` check. */
@@ -135,6 +142,12 @@ export interface PolicyOptions {
   readonly failAfter?: number;
   /** Expected length of a rollout, for "don't start a rollout that would run into a freeze". @default 1800000 */
   readonly rolloutDurationMs?: number | string;
+  /**
+   * A run not evaluated for longer than this belongs to an earlier rollout: the next evaluation under the same run
+   * id starts a fresh run (evidence, hysteresis and sequential tests from zero).
+   * @default 1800000
+   */
+  readonly runIdleMs?: number | string;
   readonly calendars?: readonly CalendarWindowOptions[];
   /** Extra or replaced gates by name. */
   readonly gates?: Readonly<Record<string, GateDefinition>>;
@@ -229,6 +242,7 @@ export interface ResolvedPolicy {
   readonly triggers: Required<{ [K in keyof TriggerOptions]-?: number }>;
   readonly failAfter: number;
   readonly rolloutDurationMs: number;
+  readonly runIdleMs: number;
   readonly calendars: readonly CalendarWindowOptions[];
   readonly calendar: Calendar;
   readonly gates: Readonly<Record<string, ResolvedGate>>;
@@ -409,7 +423,7 @@ function checkKeys(field: string, value: Record<string, unknown>, allowed: reado
 
 function resolveSlo(field: string, value: unknown, base: ResolvedPolicy['slo'] | undefined): ResolvedPolicy['slo'] {
   const options = object(field, value);
-  checkKeys(field, options, ['maxErrorRate', 'latencyQuantile', 'maxLatencyMs', 'minSamples', 'windowMs']);
+  checkKeys(field, options, ['maxErrorRate', 'latencyQuantile', 'maxLatencyMs', 'minSamples', 'windowMs', 'alpha']);
   return {
     maxErrorRate: number(`${field}.maxErrorRate`, options['maxErrorRate'], base?.maxErrorRate ?? 0.01, { max: 1 }),
     latencyQuantile: number(`${field}.latencyQuantile`, options['latencyQuantile'], base?.latencyQuantile ?? 0.99, {
@@ -419,6 +433,7 @@ function resolveSlo(field: string, value: unknown, base: ResolvedPolicy['slo'] |
     maxLatencyMs: number(`${field}.maxLatencyMs`, options['maxLatencyMs'], base?.maxLatencyMs ?? 500, { min: 1 }),
     minSamples: number(`${field}.minSamples`, options['minSamples'], base?.minSamples ?? 200, { integer: true }),
     windowMs: duration(`${field}.windowMs`, options['windowMs'], base?.windowMs ?? 300_000, 1_000),
+    alpha: number(`${field}.alpha`, options['alpha'], base?.alpha ?? 0.05, { min: 1e-6, max: 0.5 }),
   };
 }
 
@@ -447,7 +462,16 @@ function resolveCompare(
  */
 export function resolvePolicy(value: unknown, field = 'policy'): ResolvedPolicy {
   const options = object(field, value);
-  checkKeys(field, options, ['slo', 'compare', 'triggers', 'failAfter', 'rolloutDurationMs', 'calendars', 'gates']);
+  checkKeys(field, options, [
+    'slo',
+    'compare',
+    'triggers',
+    'failAfter',
+    'rolloutDurationMs',
+    'runIdleMs',
+    'calendars',
+    'gates',
+  ]);
   const slo = resolveSlo(`${field}.slo`, options['slo'], undefined);
   const compare = resolveCompare(`${field}.compare`, options['compare'], undefined);
   const triggerOptions = object(`${field}.triggers`, options['triggers']);
@@ -522,6 +546,7 @@ export function resolvePolicy(value: unknown, field = 'policy'): ResolvedPolicy 
     triggers: Object.freeze(triggers),
     failAfter: number(`${field}.failAfter`, options['failAfter'], 2, { min: 1, max: 100, integer: true }),
     rolloutDurationMs: duration(`${field}.rolloutDurationMs`, options['rolloutDurationMs'], 1_800_000),
+    runIdleMs: duration(`${field}.runIdleMs`, options['runIdleMs'], DEFAULT_RUN_IDLE_MS, 1_000),
     calendars: Object.freeze([...(calendarsValue as CalendarWindowOptions[])]),
     calendar,
     gates: Object.freeze(gates),

@@ -138,12 +138,28 @@ async function readBody(request: IncomingMessage, limit: number): Promise<string
   if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, `request body over ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, `request body over ${limit} bytes`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw new HttpError(413, `request body over ${limit} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    // A client that hangs up mid-body is the client's problem, not an agent failure to log with a stack.
+    if (!(error instanceof HttpError) && (request.destroyed || (error as { code?: unknown }).code === 'ECONNRESET'))
+      throw new HttpError(400, 'request aborted by the client');
+    throw error;
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Decodes one percent-encoded path segment; a malformed encoding is the caller's mistake (400), not ours. */
+function decodeSegment(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, `malformed percent-encoding in the ${what}`);
+  }
 }
 
 function parseJsonObject(text: string, what: string): Record<string, unknown> {
@@ -409,12 +425,13 @@ export function createRequestHandler(
     request: IncomingMessage,
     response: ServerResponse,
     url: URL,
-    id: string | undefined,
+    rawId: string | undefined,
   ): Promise<void> => {
     requireBearer(request);
     const actorHeader = request.headers['x-gantry-actor'];
-    if (id !== undefined) {
+    if (rawId !== undefined) {
       if (request.method !== 'DELETE') throw new HttpError(405, 'use DELETE');
+      const id = decodeSegment(rawId, 'hold id');
       const actor = (typeof actorHeader === 'string' ? actorHeader : url.searchParams.get('actor')) ?? 'api';
       const removed = context.holds.delete(id, actor.slice(0, 100));
       if (removed === undefined) throw new HttpError(404, `no hold ${JSON.stringify(id.slice(0, 60))}`);
@@ -581,6 +598,7 @@ export function createRequestHandler(
         send(response, 200, {
           runs: context.evaluator.listRuns().map((run) => ({
             id: run.id,
+            generation: run.generation,
             startedAt: new Date(run.startedAt).toISOString(),
             lastSeenAt: new Date(run.lastSeenAt).toISOString(),
             phase: run.phase ?? null,
@@ -597,17 +615,19 @@ export function createRequestHandler(
       return 'flagger';
     }
     if (path.startsWith('/gate/v1/holds/')) {
-      await holds(request, response, url, decodeURIComponent(path.slice('/gate/v1/holds/'.length)));
+      // Decoded inside, after authentication.
+      await holds(request, response, url, path.slice('/gate/v1/holds/'.length));
       return 'holds';
     }
     if (path.startsWith('/gate/v1/runs/')) {
       readOnly();
       requireBearer(request);
-      const id = decodeURIComponent(path.slice('/gate/v1/runs/'.length));
+      const id = decodeSegment(path.slice('/gate/v1/runs/'.length), 'run id');
       const run = context.evaluator.findRun(id);
       if (run === undefined) throw new HttpError(404, `no run ${JSON.stringify(id.slice(0, 100))}`);
       send(response, 200, {
         id: run.id,
+        generation: run.generation,
         startedAt: new Date(run.startedAt).toISOString(),
         phase: run.phase ?? null,
         closedAt: run.closedAt === undefined ? null : new Date(run.closedAt).toISOString(),

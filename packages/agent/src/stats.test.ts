@@ -9,8 +9,10 @@ import {
   latencyInterval,
   mannWhitney,
   mixtureHalfWidth,
+  normalQuantile,
   samplesForErrorRateGap,
   tailShift,
+  wilsonLowerBound,
 } from './stats.ts';
 import { addTotals, emptyTotals, type Totals } from './totals.ts';
 
@@ -208,5 +210,39 @@ describe('latency comparison on bucketed histograms', () => {
     const a = histogramFromSamples([0.003, 0.02, 0.2], [0.005, 0.01, 0.05, 0.1, 0.5]);
     const b = histogramFromSamples([0.003, 0.02, 0.2], [0.005, 0.05, 0.5]);
     expect(mannWhitney(a, b).auc).toBeCloseTo(0.5, 10);
+  });
+});
+
+describe('the SLO error-rate bound (one-sided Wilson)', () => {
+  it('inverts the normal distribution', () => {
+    expect(normalQuantile(0.5)).toBeCloseTo(0, 9);
+    expect(normalQuantile(0.95)).toBeCloseTo(1.644854, 5);
+    expect(normalQuantile(0.975)).toBeCloseTo(1.959964, 5);
+    expect(normalQuantile(0.001)).toBeCloseTo(-3.090232, 5);
+    expect(() => normalQuantile(1)).toThrow(RangeError);
+  });
+
+  it('bounds a few errors in few requests well below their point estimate, many errors close to it', () => {
+    expect(wilsonLowerBound(3, 200, 0.05)).toBeCloseTo(0.00601, 4);
+    expect(wilsonLowerBound(3, 200, 0.05)).toBeLessThan(0.01);
+    expect(wilsonLowerBound(300, 20_000, 0.05)).toBeGreaterThan(0.013);
+    expect(wilsonLowerBound(0, 200, 0.05)).toBe(0);
+    expect(wilsonLowerBound(0, 0, 0.05)).toBe(0);
+  });
+
+  it('exceeds the true rate in at most about α of samples (a healthy canary rarely breaches)', () => {
+    const rng = createRng(5);
+    for (const [p, n] of [
+      [0.01, 200],
+      [0.01, 2_000],
+      [0.05, 300],
+    ] as const) {
+      let above = 0;
+      const samples = 2_000;
+      for (let sample = 0; sample < samples; sample += 1)
+        if (wilsonLowerBound(binomial(rng, n, p), n, ALPHA) > p) above += 1;
+      // The point estimate exceeds p in roughly half of the samples; the bound only in ≈ α (Wilson is near exact).
+      expect(above / samples).toBeLessThanOrEqual(ALPHA + 0.02);
+    }
   });
 });

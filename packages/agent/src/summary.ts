@@ -39,6 +39,29 @@ export interface PodSummary {
   readonly restarts: number;
 }
 
+/**
+ * The service a pod belongs to, for fleet membership: Flagger renames the primary's selector label to
+ * `<name>-primary`, so a `-primary` suffix does not make another service.
+ * @example fleetServiceName('orders-primary') // 'orders'
+ */
+export function fleetServiceName(service: string | undefined): string | undefined {
+  return service?.endsWith('-primary') === true && service.length > '-primary'.length
+    ? service.slice(0, -'-primary'.length)
+    : service;
+}
+
+/**
+ * Whether `summary` is a pod of the same fleet as `self`: the same service ({@link fleetServiceName}) in the same
+ * namespace. Unknown values only match unknown values.
+ * @example inSameFleet(peerSummary, ownSummary)
+ */
+export function inSameFleet(
+  summary: Pick<PodSummary, 'service' | 'namespace'>,
+  self: Pick<PodSummary, 'service' | 'namespace'>,
+): boolean {
+  return summary.namespace === self.namespace && fleetServiceName(summary.service) === fleetServiceName(self.service);
+}
+
 const TRIGGERS: readonly TriggerName[] = ['error-rate', 'latency', 'health', 'crashloop', 'migration'];
 const PROBE_STATES: readonly ProbeState[] = ['UP', 'DOWN', 'UNREACHABLE', 'UNKNOWN'];
 

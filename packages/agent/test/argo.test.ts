@@ -3,7 +3,7 @@
 // Successful/Failed/Inconclusive. These tests send the requests Argo sends and apply the same extraction.
 import { afterEach, describe, expect, it } from 'vitest';
 import { drive } from './app.ts';
-import { TOKEN, jsonPath, startPod, type Pod } from './helpers.ts';
+import { TOKEN, jsonPath, startPod, type JsonBody, type Pod } from './helpers.ts';
 
 const pods: Pod[] = [];
 afterEach(async () => {
@@ -118,13 +118,23 @@ describe('Argo Rollouts web provider', () => {
   it('long-polls with wait= until the next cycle decides, within the cap', async () => {
     const pod = await startPod();
     pods.push(pod);
-    await pod.call('/gate/v1/analysis?gate=slo&runId=wait-run');
     await drive(pod.app.url, 120);
-    const pending = pod.call('/gate/v1/analysis?gate=slo&runId=wait-run&wait=5s');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const pending = pod.call('/gate/v1/analysis?gate=slo&runId=wait-run&wait=8s');
+    // The long-poll is waiting once its first evaluation (pending: no cycle saw the traffic yet) was counted; a
+    // fixed sleep here let a slow machine run the cycle first, and the test then proved nothing about waiting.
+    const waitingPattern =
+      /gantry_agent_verdicts_total\{gate="slo",verdict="pending",reason_code="INSUFFICIENT_DATA"\} 1\b/;
+    for (let attempt = 0; !waitingPattern.test((await pod.call('/metrics')).text); attempt += 1) {
+      if (attempt > 200) throw new Error('the long-poll never made its first evaluation');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     await pod.agent.cycle();
     const response = await pending;
     expect(response.body.verdict).toBe('pass');
+    expect((await pod.call('/gate/v1/runs/wait-run')).body.history.map((entry: JsonBody) => entry.verdict)).toEqual([
+      'pending',
+      'pass',
+    ]);
   });
 
   it('keeps verdicts idempotent per run and cycle, and keeps a history at /gate/v1/runs/{id}', async () => {

@@ -1,6 +1,8 @@
 // The gantry-agent command: configuration layering (file ← env ← flags), exit code 2 naming the field, --json
 // output, pod identity from downward API files, and a real run against the test app stopped by SIGTERM.
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,7 +146,8 @@ describe('gantry-agent CLI', () => {
       try {
         let version: Record<string, unknown> | undefined;
         // The server listens before the first scrape completes; wait until the app's version shows.
-        for (let attempt = 0; attempt < 100 && version?.['version'] == null; attempt += 1) {
+        const deadline = Date.now() + 30_000;
+        while (Date.now() < deadline && version?.['version'] == null) {
           try {
             const response = await fetch(`http://127.0.0.1:${port}/version`);
             if (response.ok) version = (await response.json()) as Record<string, unknown>;
@@ -201,6 +204,7 @@ describe('gantry-agent CLI', () => {
       });
       let output = '';
       child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       const get = async (path: string) => {
         const response = await fetch(`http://127.0.0.1:${port}${path}`, {
@@ -209,7 +213,9 @@ describe('gantry-agent CLI', () => {
         return (await response.json()) as JsonBody;
       };
       const until = async (condition: () => Promise<boolean>) => {
-        for (let attempt = 0; attempt < 100; attempt += 1) {
+        // A deadline, not 100 attempts: a contended machine can take longer than 10 s to start the CLI.
+        const deadline = Date.now() + 30_000;
+        while (Date.now() < deadline) {
           try {
             if (await condition()) return;
           } catch {
@@ -217,7 +223,7 @@ describe('gantry-agent CLI', () => {
           }
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
-        throw new Error('condition not met in time');
+        throw new Error(`condition not met in time; agent output:\n${output}`);
       };
       try {
         await until(async () => (await get('/gate/v1/policy'))['policy'].slo.maxErrorRate === 0.01);
@@ -239,6 +245,77 @@ describe('gantry-agent CLI', () => {
         child.kill('SIGTERM');
       }
       expect(await exited).toBe(0);
+    },
+  );
+
+  it(
+    'regression: a SIGHUP while the first cycle still ran killed the agent (handlers were installed after start)',
+    { timeout: 60_000 },
+    async () => {
+      // An app that never answers: start() serves HTTP at once but waits for its first scrape (up to timeoutMs).
+      const hanging = createServer(() => undefined);
+      await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+      const appUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+      const file = join(directory, 'early-signal.yaml');
+      const token = 'early-signal-token-0123456789';
+      writeFileSync(
+        file,
+        `app: { url: "${appUrl}", timeoutMs: 20s }\nauth: { token: ${token} }\npolicy: { slo: { maxErrorRate: 0.01 } }\n`,
+      );
+      const port = await freePort();
+      const child = spawn(process.execPath, [CLI, '-c', file, '--host', '127.0.0.1', '--port', String(port)], {
+        env: { PATH: process.env['PATH'] ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.once('exit', (code, signal) => resolve({ code, signal })),
+      );
+      const policy = async (): Promise<JsonBody> =>
+        (await (
+          await fetch(`http://127.0.0.1:${port}/gate/v1/policy`, { headers: { authorization: `Bearer ${token}` } })
+        ).json()) as JsonBody;
+      try {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          if (Date.now() > deadline) throw new Error(`the agent never listened:\n${output}`);
+          try {
+            if ((await policy())['policy'].slo.maxErrorRate === 0.01) break;
+          } catch {
+            // not listening yet
+          }
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        writeFileSync(
+          file,
+          `app: { url: "${appUrl}", timeoutMs: 20s }\nauth: { token: ${token} }\npolicy: { slo: { maxErrorRate: 0.05 } }\n`,
+        );
+        child.kill('SIGHUP');
+        for (;;) {
+          if (Date.now() > deadline) throw new Error(`the policy was never reloaded:\n${output}`);
+          const result = await Promise.race([
+            exited.then((how) => ({ exited: how })),
+            policy().then(
+              (body) => ({ policy: body['policy'].slo.maxErrorRate as number }),
+              // A dead agent resets the connection; the exit above says why.
+              () => new Promise<never>(() => undefined),
+            ),
+          ]);
+          expect(result, output).not.toHaveProperty('exited');
+          if ('policy' in result && result.policy === 0.05) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        // Let the first scrape fail now, so the stop does not wait for its 20 s timeout.
+        hanging.closeAllConnections();
+        child.kill('SIGTERM');
+        expect(await exited, output).toEqual({ code: 0, signal: null });
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        hanging.closeAllConnections();
+        hanging.close();
+      }
     },
   );
 });

@@ -104,18 +104,19 @@ describe('compare gate across pods (static peers)', () => {
     expect(verdict).toMatchObject({ verdict: 'fail', reasonCode: 'COMPARE_LATENCY' });
   });
 
-  it('refuses to recommend rollback when the baseline cannot read the current schema', async () => {
-    const schema = (current: string, max: string) => ({
-      current,
-      phase: null,
-      supports: { min: '1.0.0', max },
-      pending: 0,
-      failed: [],
-      lastContract: null,
-    });
+  const schema = (current: string, max: string, lastContract: string | null) => ({
+    current,
+    phase: lastContract === current ? ('contract' as const) : ('expand' as const),
+    supports: { min: '1.0.0', max },
+    pending: 0,
+    failed: [],
+    lastContract,
+  });
+
+  it('refuses to recommend rollback when a contract past what the baseline survives was applied', async () => {
     const { base, can } = await canaryAndBaseline(
-      { schema: schema('1.3.0', '1.3.0') },
-      { schema: schema('1.3.0', '1.2.0') },
+      { schema: schema('1.3.0', '1.3.0', '1.3.0') },
+      { schema: schema('1.3.0', '1.2.0', '1.3.0') },
     );
     can.app.set({ down: true });
     for (let index = 0; index < 5; index += 1) await Promise.all([can.agent.cycle(), base.agent.cycle()]);
@@ -125,6 +126,24 @@ describe('compare gate across pods (static peers)', () => {
     expect(rollback.reason).toContain('fix forward');
     const promotion = (await can.call('/gate/v1/analysis?gate=schema')).body;
     expect(promotion).toMatchObject({ verdict: 'inconclusive', reasonCode: 'ROLLBACK_UNSAFE' });
+    expect(promotion.reason).toContain('contract migration 1.3.0 ran and it survives contracts up to 1.2.0');
+  });
+
+  it('regression: expand migrations past the baseline supports.max made rollback "unsafe" (max bounds contracts)', async () => {
+    // The database went to 1.3.0 with expand migrations only; the last contract (1.1.0) is one the baseline
+    // survives, so the old version still runs and rolling back is the right call.
+    const { base, can } = await canaryAndBaseline(
+      { schema: schema('1.3.0', '1.3.0', '1.1.0') },
+      { schema: schema('1.3.0', '1.2.0', '1.1.0') },
+    );
+    can.app.set({ down: true });
+    for (let index = 0; index < 5; index += 1) await Promise.all([can.agent.cycle(), base.agent.cycle()]);
+    await can.agent.syncFleet();
+    const rollback = (await can.call('/gate/v1/analysis?gate=rollback')).body;
+    expect(rollback).toMatchObject({ verdict: 'fail', reasonCode: 'HEALTH_FAILING' });
+    const promotion = (await can.call('/gate/v1/analysis?gate=schema')).body;
+    expect(promotion).toMatchObject({ verdict: 'pass', reasonCode: 'OK' });
+    expect(promotion.reason).toContain('rolling back stays possible');
   });
 });
 
@@ -146,9 +165,12 @@ describe('peer discovery through DNS', () => {
     const base = await pod({}, { identity: { pod: 'orders-b4s3-res', podTemplateHash: 'b4s3' } });
     const port = base.agent.address()!.port;
     let fail = false;
+    // The canary agent's clock moves on instead of the test sleeping past fleet.staleAfterMs.
+    let offset = 0;
     const can = await pod(
       {},
       {
+        now: () => Date.now() + offset,
         identity: { pod: 'orders-c4n4-res', podTemplateHash: 'c4n4' },
         fleet: { dns: { name: 'orders-agents.shop.svc.cluster.local', port }, staleAfterMs: 1_000 },
         resolver: async (name) => {
@@ -161,7 +183,7 @@ describe('peer discovery through DNS', () => {
     expect((await can.call('/gate/v1/analysis?gate=compare&runId=res-1')).body.fleet.baselinePods).toBe(1);
     fail = true;
     await can.agent.syncFleet();
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    offset += 1_100;
     await can.agent.cycle();
     const after = (await can.call('/gate/v1/analysis?gate=compare&runId=res-1')).body;
     expect(after).toMatchObject({ verdict: 'pending', reasonCode: 'FLEET_NOT_READY' });

@@ -1,14 +1,24 @@
 // 1 200 random malformed requests: every answer is a 4xx or a verdict document, never a 5xx other than the
-// documented 503 AGENT_ERROR, and the agent keeps serving afterwards. The generator is seeded (reproducible).
+// documented 503 AGENT_ERROR (the agent cannot evaluate), and the agent keeps serving afterwards. A request that
+// reaches the handler's "internal error" path (logged `agent.http.failed`) is a bug whatever its status. The
+// generator is seeded (reproducible).
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createJsonLogger } from '../src/logger.ts';
 import { createRng } from '../src/stats.ts';
 import { FLAGGER_HOOKS } from '../src/server.ts';
 import { TOKEN, startPod, type JsonBody, type Pod } from './helpers.ts';
 
 let pod: Pod;
+const logLines: JsonBody[] = [];
 beforeAll(async () => {
-  pod = await startPod({}, { limits: { maxBodyBytes: 16_384 } });
+  pod = await startPod(
+    {},
+    {
+      limits: { maxBodyBytes: 16_384 },
+      logger: createJsonLogger({ level: 'debug', write: (line) => logLines.push(JSON.parse(line)) }),
+    },
+  );
 });
 afterAll(async () => {
   await pod.close();
@@ -22,6 +32,29 @@ function garbage(length: number): string {
   let text = '';
   for (let index = 0; index < length; index += 1) text += String.fromCharCode(int(0x2fff));
   return text;
+}
+
+// Path segments the agent decodes (hold and run ids): malformed percent-encodings, encoded lone surrogates,
+// overlong and non-ASCII ids, encoded slashes and NULs.
+function segment(): string {
+  switch (int(8)) {
+    case 0:
+      return pick(['%ZZ', '%', '%E0%A4%A', '%C3', '%ED%A0%80', '%FF%FE', 'a%2', '%%41', '%u0041', '%C0%AF']);
+    case 1:
+      return 'a'.repeat(1 + int(6_000));
+    case 2:
+      return encodeURIComponent(garbage(1 + int(40)));
+    case 3:
+      return garbage(1 + int(20));
+    case 4:
+      return pick(['%2F..%2F', '%00', '..', '.', '%2e%2e', 'x%0Ay', '%20']);
+    case 5:
+      return `${pick(['%E2%82', 'x', '%F0%9F%98'])}${encodeURIComponent(garbage(int(5)))}${pick(['%', '%A', ''])}`;
+    case 6:
+      return 'ü🙂'.repeat(1 + int(200));
+    default:
+      return `${encodeURIComponent(garbage(3))}/${pick(['%ZZ', 'y', ''])}`;
+  }
 }
 
 const PATHS = [
@@ -142,7 +175,8 @@ function randomBody(): string | undefined {
 }
 
 async function fetchOnce(): Promise<{ status: number; body: JsonBody; request: string }> {
-  const path = pick(PATHS);
+  const fuzzSegment = rng() < 0.3;
+  const path = fuzzSegment ? pick(['/gate/v1/holds/', '/gate/v1/runs/']) + segment() : pick(PATHS);
   const params = new URLSearchParams();
   for (let index = 0; index < int(6); index += 1) params.append(pick(KEYS), pick(VALUES));
   // Mostly the method the route expects and a valid token, so the fuzzing gets past the first checks.
@@ -152,7 +186,7 @@ async function fetchOnce(): Promise<{ status: number; body: JsonBody; request: s
     path.startsWith('/rollback') ||
     (path === '/gate/v1/holds' && rng() < 0.5)
       ? 'POST'
-      : path === '/gate/v1/holds/x'
+      : path.startsWith('/gate/v1/holds/')
         ? 'DELETE'
         : pick(['GET', 'POST', 'PUT']);
   const method = rng() < 0.75 ? expected : pick(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD']);
@@ -223,8 +257,15 @@ describe('malformed requests', () => {
           next += 1;
           const result = await fetchOnce();
           statuses.set(result.status, (statuses.get(result.status) ?? 0) + 1);
-          if (result.status >= 500 && !(result.status === 503 && result.body?.reasonCode === 'AGENT_ERROR'))
-            problems.push(`${result.status} for ${result.request}`);
+          if (
+            result.status >= 500 &&
+            !(
+              result.status === 503 &&
+              result.body?.reasonCode === 'AGENT_ERROR' &&
+              result.body?.reason !== 'internal error'
+            )
+          )
+            problems.push(`${result.status} ${JSON.stringify(result.body?.reason)} for ${result.request}`);
           if (
             result.status === 200 &&
             result.request.includes('/gate/v1/analysis') &&
@@ -241,6 +282,7 @@ describe('malformed requests', () => {
         if (status >= 500) problems.push(`raw: ${line}`);
       }
       expect(problems).toEqual([]);
+      expect(logLines.filter((line) => line.event === 'agent.http.failed' || line.level >= 50)).toEqual([]);
       const total = [...statuses.values()].reduce((sum, count) => sum + count, 0);
       expect(total).toBe(1_200);
       // Not everything was rejected the same way: the fuzzing reached several code paths.
@@ -251,4 +293,34 @@ describe('malformed requests', () => {
       expect(verdict.body.verdict).toBe('pending');
     },
   );
+});
+
+describe('malformed percent-encoded path segments', () => {
+  it('a malformed hold id is refused by authentication first (401/403), then as bad input (400), never a 503', async () => {
+    const failedBefore = logLines.filter((line) => line.event === 'agent.http.failed').length;
+    const anonymous = await pod.call('/gate/v1/holds/%ZZ', { method: 'DELETE', token: null });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.reasonCode).toBe('UNAUTHORIZED');
+    const wrongToken = await pod.call('/gate/v1/holds/%E0%A4%A', { method: 'DELETE', token: 'not-the-token-at-all' });
+    expect(wrongToken.status).toBe(403);
+    const authenticated = await pod.call('/gate/v1/holds/%ZZ', { method: 'DELETE' });
+    expect(authenticated.status).toBe(400);
+    expect(authenticated.body).toMatchObject({ verdict: 'error', reasonCode: 'BAD_REQUEST' });
+    expect(logLines.filter((line) => line.event === 'agent.http.failed').length).toBe(failedBefore);
+  });
+
+  it('a malformed run id gets 400 BAD_REQUEST, never a 503, and is not logged as an agent failure', async () => {
+    const failedBefore = logLines.filter((line) => line.event === 'agent.http.failed').length;
+    for (const id of ['%E0%A4%A', '%ZZ', '%ED%A0%80', 'abc%']) {
+      const answer = await pod.call(`/gate/v1/runs/${id}`);
+      expect(answer.status, id).toBe(400);
+      expect(answer.body.reasonCode, id).toBe('BAD_REQUEST');
+    }
+    expect((await pod.call('/gate/v1/runs/%E0%A4%A', { token: null })).status).toBe(401);
+    // Well-formed encodings still decode: an unknown (non-ASCII) id is a plain 404.
+    const unknown = await pod.call(`/gate/v1/runs/${encodeURIComponent('ünknown/run')}`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.reason).toContain('ünknown/run');
+    expect(logLines.filter((line) => line.event === 'agent.http.failed').length).toBe(failedBefore);
+  });
 });

@@ -55,7 +55,7 @@ describe('slo gate against a real app', () => {
     const second = await call('/gate/v1/analysis?gate=slo&runId=r3');
     expect(second.body.verdict).toBe('fail');
     expect(second.body.reasonCode).toBe('SLO_ERROR_RATE');
-    expect(second.body.reason).toMatch(/^err \d+\.\d+% > 1\.00%/);
+    expect(second.body.reason).toMatch(/^err \d+\.\d+% \(≥ \d+\.\d+% @95%\) > 1\.00%/);
   });
 
   it('fails a slow version on its p99 latency', async () => {
@@ -133,9 +133,11 @@ describe('slo gate against a real app', () => {
   });
 
   it('answers 503 AGENT_ERROR when the app metrics cannot be read', async () => {
-    const { agent, app, call } = await pod({}, { staleAfterMs: 1_000 });
+    // The agent's clock moves on instead of the test sleeping past staleAfterMs.
+    let offset = 0;
+    const { agent, app, call } = await pod({}, { staleAfterMs: 1_000, now: () => Date.now() + offset });
     await app.close();
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    offset += 1_100;
     await agent.cycle();
     const { status, body } = await call('/gate/v1/analysis?gate=slo');
     expect(status).toBe(503);
@@ -207,21 +209,53 @@ describe('rollback triggers and the rollback gate', () => {
     expect(body).toMatchObject({ verdict: 'fail', reasonCode: 'CRASHLOOP' });
   });
 
-  it('refuses promotion when the app does not support the current schema', async () => {
+  const schemaAt = (current: string, lastContract: string | null, phase: 'expand' | 'contract' | null = null) => ({
+    current,
+    phase,
+    supports: { min: '1.1.0', max: '1.9.10' },
+    pending: 0,
+    failed: [],
+    lastContract,
+  });
+
+  it('refuses promotion when a contract past what the app survives was applied, or the schema is too old', async () => {
     const { agent, call, app } = await pod();
-    app.set({
-      schema: {
-        current: '2.0.0',
-        phase: null,
-        supports: { min: '1.1.0', max: '1.9.10' },
-        pending: 0,
-        failed: [],
-        lastContract: null,
-      },
-    });
+    app.set({ schema: schemaAt('2.0.0', '1.10.0', 'expand') });
+    await agent.cycle();
+    const contracted = (await call('/gate/v1/analysis?gate=schema')).body;
+    expect(contracted).toMatchObject({ verdict: 'fail', reasonCode: 'SCHEMA_INCOMPATIBLE' });
+    expect(contracted.reason).toContain('contract migration 1.10.0 ran and it survives contracts up to 1.9.10');
+    app.set({ schema: schemaAt('1.0.5', null) });
+    await agent.cycle();
+    const old = (await call('/gate/v1/analysis?gate=schema')).body;
+    expect(old).toMatchObject({ verdict: 'fail', reasonCode: 'SCHEMA_INCOMPATIBLE' });
+    expect(old.reason).toContain('it needs schema 1.1.0 and the database is at 1.0.5');
+  });
+
+  it('regression: expand migrations past supports.max failed the schema gate (max bounds contracts only)', async () => {
+    const { agent, call, app } = await pod();
+    app.set({ schema: schemaAt('2.0.0', '1.9.10', 'expand') });
     await agent.cycle();
     const { body } = await call('/gate/v1/analysis?gate=schema');
-    expect(body).toMatchObject({ verdict: 'fail', reasonCode: 'SCHEMA_INCOMPATIBLE' });
+    expect(body).toMatchObject({ verdict: 'pass', reasonCode: 'OK' });
+  });
+
+  it('regression: a finished contract (phase stays "contract") held promotion as "in progress" forever', async () => {
+    // phase is the phase of the newest applied migration: after a contract completed it stays `contract` until the
+    // next migration. Without a baseline, only a contract applied during this run makes rolling back unsafe.
+    const { agent, call, app } = await pod();
+    app.set({ schema: schemaAt('1.5.0', '1.5.0', 'contract') });
+    await agent.cycle();
+    const finished = (await call('/gate/v1/analysis?gate=schema&runId=contract-1')).body;
+    expect(finished).toMatchObject({ verdict: 'pass', reasonCode: 'OK' });
+    app.set({ schema: schemaAt('1.6.0', '1.6.0', 'contract') });
+    await agent.cycle();
+    const during = (await call('/gate/v1/analysis?gate=schema&runId=contract-1')).body;
+    expect(during).toMatchObject({ verdict: 'inconclusive', reasonCode: 'ROLLBACK_UNSAFE' });
+    expect(during.reason).toContain('contract migration 1.6.0 ran during this rollout');
+    // A run that starts after that contract has nothing to worry about.
+    const next = (await call('/gate/v1/analysis?gate=schema&runId=contract-2')).body;
+    expect(next).toMatchObject({ verdict: 'pass', reasonCode: 'OK' });
   });
 });
 

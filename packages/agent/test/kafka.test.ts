@@ -73,6 +73,89 @@ describe('fleet and events over Kafka', () => {
     },
   );
 
+  it(
+    'confirm-promotion compared the canary with every service on the shared topic; now only its own service and namespace',
+    { timeout: 180_000 },
+    async () => {
+      const { brokers } = server('kafka');
+      const id = randomUUID().slice(0, 8);
+      const kafka = { brokers: [...brokers] };
+      const namespace = `shop-${id}`;
+      const member = async (
+        behaviour: Parameters<typeof startPod>[0],
+        identity: { pod: string; podTemplateHash: string; service: string; namespace: string },
+      ): Promise<Pod> => {
+        const started = await startPod(behaviour, { identity, kafka, fleet: { kafka: true, intervalMs: '1h' } });
+        cleanups.push(() => started.close());
+        return started;
+      };
+      const base = await member(
+        { errorRate: 0.005 },
+        { pod: `orders-b-${id}`, podTemplateHash: `ob${id}`, service: 'orders', namespace },
+      );
+      // Flagger's primary carries the selector label `orders-primary`: still the same service.
+      const canary = await member(
+        { errorRate: 0.05 },
+        { pod: `orders-c-${id}`, podTemplateHash: `oc${id}`, service: 'orders-primary', namespace },
+      );
+      // Another service in the same namespace, failing hard, and the same service in another namespace.
+      const payments = await member(
+        { errorRate: 0.4 },
+        { pod: `payments-${id}`, podTemplateHash: `pp${id}`, service: 'payments', namespace },
+      );
+      const elsewhere = await member(
+        { errorRate: 0.4 },
+        { pod: `orders-x-${id}`, podTemplateHash: `ox${id}`, service: 'orders', namespace: `staging-${id}` },
+      );
+      const others = [payments, elsewhere];
+      const all = [base, canary, ...others];
+      const analysis = `/gate/v1/analysis?gate=compare&runId=scope-${id}&expectHash=oc${id}&minSamples=100`;
+      // The topic has one partition: once the canary holds the baseline's latest summary, it has also read the
+      // summaries the other pods published before it.
+      const publishAll = async (): Promise<number> => {
+        for (const pod of others) await pod.agent.syncFleet();
+        await base.agent.syncFleet();
+        return base.agent.summary()!.totals.requests;
+      };
+      await waitFor(async () => {
+        await publishAll();
+        const body = (await canary.call(analysis)).body;
+        return body.fleet.baselinePods > 0 ? body : undefined;
+      });
+      const promote = () =>
+        canary.call('/gate/v1/flagger/confirm-promotion', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'orders', namespace, phase: 'Progressing', checksum: id }),
+        });
+      let promotion: Awaited<ReturnType<typeof promote>> | undefined;
+      for (let index = 0; index < 8; index += 1) {
+        await Promise.all(all.map((pod) => drive(pod.app.url, 100)));
+        await Promise.all(all.map((pod) => pod.agent.cycle()));
+        const published = await publishAll();
+        const view = await waitFor(async () => {
+          const body = (await canary.call(analysis)).body;
+          return body.baseline !== null && body.baseline.samples >= published ? body : undefined;
+        }, 20_000);
+        // Only the orders baseline in this namespace is the baseline: not payments, not the staging pod.
+        expect(view.fleet.baselinePods).toBe(1);
+        expect(view.baseline.samples).toBe(published);
+        promotion = await promote();
+        // Until the evidence is conclusive the answer is INSUFFICIENT_DATA, or ENVIRONMENTAL while the few
+        // baseline samples still look as bad as the canary.
+        if (promotion.body.verdict === 'pass' || promotion.body.verdict === 'fail') break;
+      }
+      // 5% errors against the orders baseline's 0.5%: no promotion. Mixed with the failing payments pods, the
+      // baseline looked as bad as the canary and the verdict was a blameless `inconclusive` ENVIRONMENTAL.
+      expect(promotion!.status).toBe(423);
+      expect(promotion!.body).toMatchObject({ verdict: 'fail', reasonCode: 'COMPARE_ERROR_RATE' });
+      // The canary keeps no history for pods outside its fleet.
+      const metrics = (await canary.call('/metrics')).text;
+      expect(metrics).toMatch(/^gantry_agent_fleet_pods 2$/m);
+      expect(Number(/^gantry_agent_fleet_ignored_summaries_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    },
+  );
+
   it('publishes CloudEvents to gantry.events keyed by pod', { timeout: 90_000 }, async () => {
     const { brokers } = server('kafka');
     const id = randomUUID().slice(0, 8);

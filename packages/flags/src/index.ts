@@ -43,6 +43,7 @@ export type {
   MigrationPlan,
   MigrationStage,
   MigrationStats,
+  StructuralDiffOptions,
   MigrationWriteFailure,
 } from './migration-flag.ts';
 export {

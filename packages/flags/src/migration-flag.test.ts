@@ -396,11 +396,122 @@ describe('createMigrationFlag consistency', () => {
     expect(diffs[0]!.fields).toMatchObject({
       tenant_id: 'acme',
       stage: 'shadow',
-      diff: { entries: [{ path: 'total', old: 10, new: 12 }], truncated: false },
+      diff: { entries: [{ path: 'total', oldType: 'number', newType: 'number' }], truncated: false },
     });
     expect(await registry.getSingleMetricAsString('gantry_flags_migration_consistency_total')).toContain(
       'gantry_flags_migration_consistency_total{migration="dual-write-orders",result="inconsistent"} 5',
     );
+  });
+
+  it('kept compared values (emails, secrets) out of mismatch logs unless logDiffValues is on', async () => {
+    const { options } = stores();
+    const records = {
+      old: { id: 7, email: 'alice@example.com', apiKey: 'sk_live_4f9a0c2e', plan: 'pro', tags: ['a', 'b'] },
+      new: { id: 7, email: 'alice@example.org', apiKey: 'sk_live_4f9a0c2f', plan: 'pro', tags: ['a'] },
+    };
+    const mismatchLines = async (extra: Record<string, unknown>) => {
+      const log = recordingLogger();
+      const migration = createMigrationFlag(createTestFlags({ [KEY]: 'shadow' }), KEY, {
+        ...options,
+        registry: new Registry(),
+        logger: log.logger,
+        guardrail: false,
+        readOld: async () => structuredClone(records.old),
+        readNew: async () => structuredClone(records.new),
+        ...extra,
+      } as unknown as typeof options);
+      await migration.read({}, 7);
+      await migration.read({}, 7);
+      await migration.settled();
+      return log.lines.filter((line) => line.fields['event'] === 'flags.migration.mismatch');
+    };
+    const [first, second] = await mismatchLines({});
+    const text = JSON.stringify(first);
+    for (const secret of ['alice', 'example', 'sk_live', '4f9a0c']) expect(text).not.toContain(secret);
+    const entries = (first!.fields['diff'] as { entries: Record<string, unknown>[] }).entries;
+    expect(entries.map((entry) => [entry['path'], entry['oldType'], entry['newType']])).toEqual([
+      ['email', 'string(17)', 'string(17)'],
+      ['apiKey', 'string(16)', 'string(16)'],
+      ['tags[1]', 'string(1)', 'missing'],
+    ]);
+    expect(entries.every((entry) => !('old' in entry) && !('new' in entry))).toBe(true);
+    expect(entries[2]).not.toHaveProperty('newFingerprint');
+    // Fingerprints tell values apart and repeat for the same value, without revealing it.
+    expect(entries[0]!['oldFingerprint']).toMatch(/^[\w-]{8}$/);
+    expect(entries[0]!['oldFingerprint']).not.toBe(entries[0]!['newFingerprint']);
+    expect(second!.fields['diff']).toEqual(first!.fields['diff']);
+
+    const [raw] = await mismatchLines({ logDiffValues: true });
+    expect((raw!.fields['diff'] as { entries: Record<string, unknown>[] }).entries[0]).toMatchObject({
+      path: 'email',
+      old: 'alice@example.com',
+      new: 'alice@example.org',
+    });
+  });
+
+  it('compared the object the handler had already mutated: a formatted field tripped the guardrail', async () => {
+    const { options } = stores();
+    const migration = createMigrationFlag(createTestFlags({ [KEY]: 'shadow' }), KEY, {
+      ...options,
+      registry: new Registry(),
+      guardrail: { minSamples: 20 },
+      maxConcurrentShadowReads: 64,
+      readOld: async (id: number) => ({ id, totalCents: 1234, placedAt: new Date(0), lines: [{ sku: 'a' }] }),
+      readNew: async (id: number) => ({ id, totalCents: 1234, placedAt: new Date(0), lines: [{ sku: 'a' }] }),
+    } as unknown as typeof options);
+    for (let id = 0; id < 30; id += 1) {
+      const order = (await migration.read({}, id)) as unknown as Record<string, unknown>;
+      // What a request handler does next, before the background comparison gets to run.
+      order['totalCents'] = `$${(1234 / 100).toFixed(2)}`;
+      (order['lines'] as { sku: string }[]).push({ sku: 'gift-wrap' });
+    }
+    await migration.settled();
+    expect(migration.stats).toMatchObject({ consistent: 30, inconsistent: 0, guardrailTripped: false });
+    expect((await migration.check().run(AbortSignal.timeout(1_000))).status).toBe('UP');
+  });
+
+  it('snapshots with the `snapshot` option, and compares values it cannot copy as they are (logged once)', async () => {
+    class Money {
+      readonly cents: number;
+      constructor(cents: number) {
+        this.cents = cents;
+      }
+    }
+    const { options } = stores();
+    const log = recordingLogger();
+    const base = {
+      ...options,
+      registry: new Registry(),
+      logger: log.logger,
+      guardrail: false,
+      maxConcurrentShadowReads: 64,
+      readOld: async () => ({ total: new Money(5) }),
+      readNew: async () => ({ total: new Money(5) }),
+    } as unknown as typeof options;
+    // A class instance: structuredClone would turn it into a plain object that no longer deep-equals the other side.
+    const live = createMigrationFlag(createTestFlags({ [KEY]: 'shadow' }), KEY, base);
+    for (let id = 0; id < 3; id += 1) await live.read({}, id);
+    await live.settled();
+    expect(live.stats).toMatchObject({ consistent: 3, inconsistent: 0 });
+    expect(log.events().filter((event) => event === 'flags.migration.snapshot_unavailable')).toHaveLength(1);
+
+    let copies = 0;
+    const copied = createMigrationFlag(createTestFlags({ [KEY]: 'shadow' }), KEY, {
+      ...base,
+      registry: new Registry(),
+      snapshot: (value: unknown) => {
+        copies += 1;
+        const { total } = value as { total: Money };
+        return { total: new Money(total.cents) };
+      },
+    } as unknown as typeof options);
+    for (let id = 0; id < 3; id += 1) {
+      const result = (await copied.read({}, id)) as unknown as { total: Money };
+      (result as { total: unknown }).total = new Money(999);
+    }
+    await copied.settled();
+    expect(copies).toBe(3);
+    expect(copied.stats).toMatchObject({ consistent: 3, inconsistent: 0 });
   });
 
   it('trips the guardrail over the mismatch threshold (event + check DOWN) and clears it when the window recovers', async () => {
@@ -457,14 +568,37 @@ describe('createMigrationFlag options', () => {
 });
 
 describe('structuralDiff', () => {
-  it('lists differing paths with shortened values', () => {
-    expect(structuralDiff({ a: 1, b: { c: 'x', d: [1, 2] } }, { a: 1, b: { c: 'y', d: [1, 3] }, e: true })).toEqual({
+  it('lists differing paths with value types and fingerprints, values only when asked', () => {
+    const before = { a: 1, b: { c: 'x', d: [1, 2] } };
+    const after = { a: 1, b: { c: 'y', d: [1, 3] }, e: true };
+    expect(structuralDiff(before, after)).toEqual({
       entries: [
-        { path: 'b.c', old: 'x', new: 'y' },
-        { path: 'b.d[1]', old: 2, new: 3 },
-        { path: 'e', old: '(missing)', new: true },
+        {
+          path: 'b.c',
+          oldType: 'string(1)',
+          newType: 'string(1)',
+          oldFingerprint: expect.any(String),
+          newFingerprint: expect.any(String),
+        },
+        {
+          path: 'b.d[1]',
+          oldType: 'number',
+          newType: 'number',
+          oldFingerprint: expect.any(String),
+          newFingerprint: expect.any(String),
+        },
+        { path: 'e', oldType: 'missing', newType: 'boolean', newFingerprint: expect.any(String) },
       ],
       truncated: false,
     });
+    expect(structuralDiff(before, after, { includeValues: true }).entries).toMatchObject([
+      { path: 'b.c', old: 'x', new: 'y' },
+      { path: 'b.d[1]', old: 2, new: 3 },
+      { path: 'e', old: '(missing)', new: true },
+    ]);
+    // Same value, same fingerprint (within a process); the string "2" and the number 2 differ.
+    const [first] = structuralDiff({ v: 2 }, { v: '2' }).entries;
+    expect(first!.oldFingerprint).toBe(structuralDiff({ v: 2 }, { v: 3 }).entries[0]!.oldFingerprint);
+    expect(first!.oldFingerprint).not.toBe(first!.newFingerprint);
   });
 });

@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Check, CheckResult, ShutdownHook } from '@gantry/health';
 import type { FlagContext } from './context.ts';
@@ -108,8 +109,27 @@ export interface MigrationFlagOptions<RI, R, WI, W> {
   readonly writeNew: (payload: WI, call: MigrationCall<W>) => Promise<W>;
   /** Whether the old and new reads agree. @default deep equality (`util.isDeepStrictEqual`) */
   readonly compare?: (oldValue: R, newValue: R) => boolean;
-  /** Structured description of a mismatch for the log; return only what may be logged. @default a path-by-path diff */
+  /**
+   * Structured description of a mismatch for the log; return only what may be logged.
+   * @default a path-by-path diff with value types and keyed fingerprints, no values ({@link structuralDiff})
+   */
   readonly diff?: (oldValue: R, newValue: R) => unknown;
+  /**
+   * Put the differing values themselves (shortened to 80 characters) in the default diff. Only for data that may be
+   * logged: the paths are the records' own field names, so key-based log redaction cannot catch the values.
+   * Ignored when `diff` is given. @default false
+   */
+  readonly logDiffValues?: boolean;
+  /**
+   * Copies the authoritative value before `read()` hands it to the caller, so a background comparison sees it as it
+   * was read even when the caller then changes it (formats a field, adds an item). Runs only for reads that will
+   * be compared in the background. Return `undefined` (or throw) when a value cannot be copied: it is then compared
+   * as it is when the comparison runs.
+   * @default structuredClone for plain data (objects, arrays, Date, Map, Set, RegExp, typed arrays); values it
+   * cannot copy faithfully (class instances, Buffers, functions, symbol keys) are compared as they are, with a
+   * `flags.migration.snapshot_unavailable` warning (once a minute)
+   */
+  readonly snapshot?: (value: R) => R | undefined;
   /** `background`: the comparison read runs after the authoritative one returned, off the request path. `await`: both run together and the read waits for both (LaunchDarkly's behaviour). @default 'background' */
   readonly shadowMode?: 'background' | 'await';
   /** Share of reads in `shadow`/`live` that also read the other side. @default 1 */
@@ -277,7 +297,7 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       if (typeof options[name] !== 'function')
         throw invalid(`Expected \`${name}\` to be a function, got ${describe(options[name])}`);
     }
-    for (const name of ['compare', 'diff', 'stageKey', 'onGuardrail', 'random'] as const) {
+    for (const name of ['compare', 'diff', 'snapshot', 'stageKey', 'onGuardrail', 'random'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') {
         throw invalid(`Expected \`${name}\` to be a function, got ${describe(options[name])}`);
       }
@@ -289,6 +309,9 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       throw invalid(
         `Expected \`defaultStage\` to be one of ${MIGRATION_STAGES.join(', ')}, got ${describe(options.defaultStage)}`,
       );
+    }
+    if (options.logDiffValues !== undefined && typeof options.logDiffValues !== 'boolean') {
+      throw invalid(`Expected \`logDiffValues\` to be a boolean, got ${describe(options.logDiffValues)}`);
     }
     const policy = options.onNonAuthoritativeWriteFailure;
     if (policy !== undefined && policy !== 'ignore' && policy !== 'log' && typeof policy !== 'function') {
@@ -304,7 +327,8 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     this.#random = options.random ?? Math.random;
     this.#metrics = createMigrationMetrics(resolveRegistry(options.registry));
     this.#compare = options.compare ?? isDeepStrictEqual;
-    this.#diff = options.diff ?? ((a, b) => structuralDiff(a, b));
+    const includeValues = options.logDiffValues ?? false;
+    this.#diff = options.diff ?? ((a, b) => structuralDiff(a, b, { includeValues }));
     this.#shadowMode = options.shadowMode ?? 'background';
     this.#sampleRatio = ratio('shadowSampleRatio', options.shadowSampleRatio, 1);
     this.#maxShadow = positive(
@@ -506,8 +530,10 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       this.#skip(stage, other);
       return value;
     }
+    // The caller gets `value` now and may change it before the comparison runs: compare a copy.
+    const snapshot = this.#snapshot(value, stage);
     const task = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.#shadowRead(stage, plan.authoritative, other, input, value, context))
+      .then(() => this.#shadowRead(stage, plan.authoritative, other, input, snapshot, context))
       .finally(() => this.#inFlight.delete(task));
     this.#inFlight.add(task);
     return value;
@@ -547,6 +573,37 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  #snapshot(value: R, stage: MigrationStage): R {
+    // Primitives cannot change under the comparison.
+    if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return value;
+    let copy: R | undefined;
+    let reason = 'not plain data (a class instance, Buffer, function or symbol key): structuredClone would change it';
+    const custom = this.#options.snapshot;
+    if (custom === undefined) {
+      try {
+        if (isPlainData(value)) copy = structuredClone(value);
+      } catch (error) {
+        reason = `structuredClone failed: ${errorMessage(error)}`;
+      }
+    } else {
+      try {
+        copy = custom(value);
+        reason = '`snapshot` returned undefined';
+      } catch (error) {
+        reason = `\`snapshot\` threw: ${errorMessage(error)}`;
+      }
+    }
+    if (copy !== undefined) return copy;
+    if (this.#allowLog('snapshot-unavailable', this.#clock.now())) {
+      this.#logger.warn(
+        { event: 'flags.migration.snapshot_unavailable', stage, reason },
+        `cannot copy a read result of ${this.key}; it is compared as it is when the comparison runs, so changes ` +
+          'the caller makes to it count as mismatches (pass `snapshot`, or shadowMode "await")',
+      );
+    }
+    return value;
   }
 
   #sampled(): boolean {
@@ -797,22 +854,101 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
 
 const NEVER_ABORTED = new AbortController().signal;
 
+/** Prototypes structuredClone keeps, so a copy still deep-equals (`isDeepStrictEqual`) the original. */
+const PLAIN_PROTOTYPES: ReadonlySet<object | null> = new Set([
+  null,
+  Object.prototype,
+  Array.prototype,
+  Date.prototype,
+  Map.prototype,
+  Set.prototype,
+  RegExp.prototype,
+  ArrayBuffer.prototype,
+  ...[
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+  ].map((type) => type.prototype),
+]);
+
+/** Whether structuredClone copies `root` faithfully: only plain containers and primitives, no symbol keys. */
+function isPlainData(root: unknown): boolean {
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'function' || typeof value === 'symbol') return false;
+    if (typeof value !== 'object' || value === null || seen.has(value)) continue;
+    seen.add(value);
+    if (!PLAIN_PROTOTYPES.has(Object.getPrototypeOf(value) as object | null)) return false;
+    if (Object.getOwnPropertySymbols(value).length > 0) return false;
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp)
+      continue;
+    if (value instanceof Map) {
+      for (const [key, item] of value) stack.push(key, item);
+    } else if (value instanceof Set) {
+      for (const item of value) stack.push(item);
+    } else {
+      for (const key of Object.keys(value)) {
+        const descriptor = Object.getOwnPropertyDescriptor(value, key);
+        // A getter would be read once by structuredClone and frozen into a plain value.
+        if (descriptor === undefined || !('value' in descriptor)) return false;
+        stack.push(descriptor.value);
+      }
+    }
+  }
+  return true;
+}
+
 /** One difference found by {@link structuralDiff}. */
 export interface DiffEntry {
   readonly path: string;
-  readonly old: unknown;
-  readonly new: unknown;
+  /** What the old side holds: its type, with the length of strings and arrays (`string(17)`, `array(2)`, `missing`). */
+  readonly oldType: string;
+  readonly newType: string;
+  /**
+   * 8-character keyed fingerprints (HMAC-SHA-256 under a random key per process): equal values give equal
+   * fingerprints in one process's logs, and they can be neither reversed nor matched against guessed values.
+   * Absent for a missing value.
+   */
+  readonly oldFingerprint?: string;
+  readonly newFingerprint?: string;
+  /** The old value, shortened for a log line: only with `includeValues`. */
+  readonly old?: unknown;
+  /** The new value, shortened for a log line: only with `includeValues`. */
+  readonly new?: unknown;
+}
+
+/** Options of {@link structuralDiff}. */
+export interface StructuralDiffOptions {
+  /** Include the (shortened) values; only for data that may be logged. @default false */
+  readonly includeValues?: boolean;
 }
 
 const MAX_DIFF_ENTRIES = 10;
 const MAX_DIFF_DEPTH = 6;
 
 /**
- * The paths where two JSON-like values differ (at most 10), values shortened for a log line.
+ * The paths where two JSON-like values differ (at most 10), with each side's type and a keyed fingerprint; the
+ * values themselves (shortened for a log line) only with `includeValues`.
  * @example
- * structuralDiff({ total: 10, items: [1] }, { total: 12, items: [1] }); // { entries: [{ path: 'total', old: 10, new: 12 }], truncated: false }
+ * structuralDiff({ total: 10 }, { total: 12 }); // { entries: [{ path: 'total', oldType: 'number', newType: 'number', oldFingerprint: 'Yq3…', newFingerprint: '0cN…' }], truncated: false }
+ * structuralDiff({ total: 10 }, { total: 12 }, { includeValues: true }).entries[0]; // { …, old: 10, new: 12 }
  */
-export function structuralDiff(oldValue: unknown, newValue: unknown): { entries: DiffEntry[]; truncated: boolean } {
+export function structuralDiff(
+  oldValue: unknown,
+  newValue: unknown,
+  options: StructuralDiffOptions = {},
+): { entries: DiffEntry[]; truncated: boolean } {
+  const includeValues = options.includeValues ?? false;
   const entries: DiffEntry[] = [];
   let truncated = false;
   const walk = (a: unknown, b: unknown, path: string, depth: number): void => {
@@ -829,7 +965,16 @@ export function structuralDiff(oldValue: unknown, newValue: unknown): { entries:
       a instanceof Date ||
       b instanceof Date
     ) {
-      entries.push({ path: path === '' ? '$' : path, old: shorten(a), new: shorten(b) });
+      const oldFingerprint = fingerprint(a);
+      const newFingerprint = fingerprint(b);
+      entries.push({
+        path: path === '' ? '$' : path,
+        oldType: typeOf(a),
+        newType: typeOf(b),
+        ...(oldFingerprint === undefined ? {} : { oldFingerprint }),
+        ...(newFingerprint === undefined ? {} : { newFingerprint }),
+        ...(includeValues ? { old: shorten(a), new: shorten(b) } : {}),
+      });
       return;
     }
     const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
@@ -840,6 +985,39 @@ export function structuralDiff(oldValue: unknown, newValue: unknown): { entries:
   };
   walk(oldValue, newValue, '', 0);
   return { entries, truncated };
+}
+
+function typeOf(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === null) return 'null';
+  if (value instanceof Date) return 'date';
+  if (Array.isArray(value)) return `array(${value.length})`;
+  if (typeof value === 'string') return `string(${value.length})`;
+  return typeof value;
+}
+
+let fingerprintKey: Buffer | undefined;
+
+/** A keyed, non-reversible short fingerprint of a value (undefined when it is missing or cannot be serialized). */
+function fingerprint(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  let text: string | undefined;
+  try {
+    if (value instanceof Date) text = `date:${value.toISOString()}`;
+    else if (typeof value === 'object' && value !== null)
+      text = `object:${JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item))}`;
+    else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+      text = `${typeof value}:${value}`;
+    else if (typeof value === 'bigint') text = `bigint:${value.toString()}`;
+    else if (value === null) text = 'null';
+  } catch {
+    return undefined;
+  }
+  if (text === undefined) return undefined;
+  // The key is drawn on first use, never at import; without it a short hash of a low-entropy value (a boolean,
+  // a status, a known email) could be matched against guesses.
+  fingerprintKey ??= randomBytes(32);
+  return createHmac('sha256', fingerprintKey).update(text).digest('base64url').slice(0, 8);
 }
 
 function shorten(value: unknown): unknown {

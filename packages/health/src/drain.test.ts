@@ -1,6 +1,6 @@
 import { Agent, createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from './clock.ts';
 import { ServerDrainer } from './drain.ts';
@@ -15,7 +15,10 @@ afterEach(() => {
   for (const agent of agents.splice(0)) agent.destroy();
 });
 
-/** A server whose handler waits `?ms=` milliseconds before answering. */
+/**
+ * A server whose handler waits `?ms=` milliseconds before answering. Tests wait for `arrived(request)` (the server
+ * saw the request, so it is in flight), never for a fixed time.
+ */
 async function slowServer(): Promise<{ server: Server; port: number; drainer: ServerDrainer }> {
   const server = createServer((req, res) => {
     const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? '0');
@@ -25,6 +28,16 @@ async function slowServer(): Promise<{ server: Server; port: number; drainer: Se
   const drainer = new ServerDrainer(server, systemClock);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as AddressInfo).port, drainer };
+}
+
+/** Sends `sent()` and resolves once the server received it (the drainer counts it in flight from then on). */
+async function arrived<T>(server: Server, sent: () => Promise<T>): Promise<{ reply: Promise<T> }> {
+  const received = once(server, 'request');
+  const reply = sent();
+  // Surface a failed request here instead of waiting forever for its arrival.
+  await Promise.race([received, reply.then(() => undefined)]);
+  // Wrapped: an async function returning the promise itself would wait for the reply.
+  return { reply };
 }
 
 function keepAliveAgent(): Agent {
@@ -55,11 +68,10 @@ function get(port: number, path: string, agent: Agent | false): Promise<Reply> {
 
 describe('ServerDrainer', () => {
   it('lets an in-flight keep-alive request finish and answers it with Connection: close', async () => {
-    const { port, drainer } = await slowServer();
+    const { server, port, drainer } = await slowServer();
     const agent = keepAliveAgent();
     await get(port, '/', agent);
-    const inFlight = get(port, '/?ms=300', agent);
-    await sleep(50);
+    const { reply: inFlight } = await arrived(server, () => get(port, '/?ms=300', agent));
     const drained = drainer.drain(5_000, 1_000);
     const reply = await inFlight;
     expect(reply.body).toBe('done');
@@ -70,10 +82,9 @@ describe('ServerDrainer', () => {
   });
 
   it('stops accepting new connections at once', async () => {
-    const { port, drainer } = await slowServer();
+    const { server, port, drainer } = await slowServer();
     const agent = keepAliveAgent();
-    const inFlight = get(port, '/?ms=300', agent);
-    await sleep(50);
+    const { reply: inFlight } = await arrived(server, () => get(port, '/?ms=300', agent));
     const drained = drainer.drain(5_000, 1_000);
     await expect(get(port, '/', false)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     await inFlight;
@@ -84,8 +95,9 @@ describe('ServerDrainer', () => {
     const { port, drainer } = await slowServer();
     const agent = keepAliveAgent();
     const first = await get(port, '/', agent);
-    const drained = drainer.drain(5_000, 500);
-    await sleep(100);
+    // The grace is long: however slow this machine, the next request arrives within it (and ends the drain early).
+    const drained = drainer.drain(5_000, 5_000);
+    await new Promise((resolve) => setImmediate(resolve));
     const second = await get(port, '/', agent);
     expect(second.socket).toBe(first.socket);
     expect(second.body).toBe('done');
@@ -107,18 +119,16 @@ describe('ServerDrainer', () => {
   });
 
   it('destroys sockets still busy at the drain timeout and counts them', async () => {
-    const { port, drainer } = await slowServer();
-    const failed = get(port, '/?ms=5000', keepAliveAgent());
-    await sleep(50);
+    const { server, port, drainer } = await slowServer();
+    const { reply: failed } = await arrived(server, () => get(port, '/?ms=5000', keepAliveAgent()));
     const result = await drainer.drain(200, 100);
     expect(result).toMatchObject({ forcedSockets: 1, forcedRequests: 1 });
     await expect(failed).rejects.toMatchObject({ code: 'ECONNRESET' });
   });
 
   it('with a drain timeout of 0 destroys every socket at once (the behaviour of no draining)', async () => {
-    const { port, drainer } = await slowServer();
-    const failed = get(port, '/?ms=1000', keepAliveAgent());
-    await sleep(50);
+    const { server, port, drainer } = await slowServer();
+    const { reply: failed } = await arrived(server, () => get(port, '/?ms=1000', keepAliveAgent()));
     const result = await drainer.drain(0, 1_000);
     expect(result.forcedRequests).toBe(1);
     await expect(failed).rejects.toThrow();
@@ -128,12 +138,10 @@ describe('ServerDrainer', () => {
     const { port, drainer } = await slowServer();
     const agent = keepAliveAgent();
     const { socket } = await get(port, '/', agent);
-    let closedEarly = false;
-    socket.once('close', () => (closedEarly = true));
-    const drained = drainer.drain(5_000, 400);
-    await sleep(150);
-    expect(closedEarly).toBe(false);
-    await drained;
-    expect(closedEarly).toBe(true);
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
+    const began = performance.now();
+    await drainer.drain(5_000, 400);
+    // Measured, not sampled after a sleep: the socket closed no earlier than the grace (timer slack aside).
+    expect((await closed) - began).toBeGreaterThanOrEqual(350);
   });
 });

@@ -408,3 +408,37 @@ describe('combined probe, info and changes', () => {
     expect(await registry.getSingleMetricAsString('gantry_health_probe_status')).toContain('group="readiness"} 0');
   });
 });
+
+describe('checks that hold a resource (close())', () => {
+  const closable = (name: string, close: () => Promise<void>) => ({
+    name,
+    run: async (): Promise<CheckResult> => ({ status: 'UP' }),
+    close,
+  });
+
+  it('closes them when the shutdown stops the checks, after the hooks, and a failing close() fails nothing', async () => {
+    const order: string[] = [];
+    const { health } = setup({ shutdown: { delayMs: 0, terminate: () => undefined } });
+    health.addCheck(closable('kafka', async () => void order.push('check closed')));
+    health.addCheck(
+      closable('broken', async () => {
+        throw new Error('boom');
+      }),
+    );
+    health.addShutdownHook({ name: 'pool', run: async () => void order.push('hook') });
+    health.start();
+    const outcome = await health.shutdown();
+    expect(order).toEqual(['hook', 'check closed']);
+    expect(outcome).toMatchObject({ exitCode: 0, failedHooks: [] });
+  });
+
+  it('closes them once on close()', async () => {
+    let closes = 0;
+    const { health } = setup();
+    health.addCheck(closable('kafka', async () => void (closes += 1)));
+    health.start();
+    await health.close();
+    await health.close();
+    expect(closes).toBe(1);
+  });
+});

@@ -69,7 +69,9 @@ export interface Health {
   /** `running` until a shutdown starts, then the current phase. */
   readonly phase: ShutdownPhase;
   /**
-   * Registers a check in one or more groups (default readiness). Started at once when the registry runs.
+   * Registers a check in one or more groups (default readiness). Started at once when the registry runs. A check
+   * object with a `close()` method (the Kafka check) is closed when the checks stop: during shutdown after the
+   * hooks, or in `close()`; each bounded by `shutdown.hookTimeoutMs`, a failure is logged.
    * @throws HealthError `GANTRY_HEALTH_DUPLICATE_NAME`, `GANTRY_HEALTH_INVALID_CHECK`, `GANTRY_HEALTH_INVALID_OPTION`,
    * `GANTRY_HEALTH_CLOSED`.
    */
@@ -94,7 +96,7 @@ export interface Health {
   shutdown(reason?: string): Promise<ShutdownOutcome>;
   /** Subscribes to probe status changes. Returns the unsubscribe function. */
   onChange(listener: (change: HealthChange) => void): () => void;
-  /** Stops the checks and removes the signal handlers without running the shutdown. Idempotent. */
+  /** Stops the checks (closing those with `close()`) and removes the signal handlers without running the shutdown. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -216,6 +218,36 @@ export function createHealth(options: HealthOptions = {}): Health {
   const hooks: ShutdownHook[] = [];
   const drainers = new Set<ServerDrainer>();
   const finalClosers = new Set<() => Promise<void>>();
+  // Checks that hold a resource of their own (the Kafka check's admin client) expose `close()`; it runs when the
+  // checks stop, so a connection no one else knows about cannot keep the process alive after shutdown.
+  const checkClosers = new Map<string, () => Promise<void>>();
+  const closeChecks = async (): Promise<void> => {
+    const timeoutMs = config.shutdown.hookTimeoutMs;
+    await Promise.all(
+      [...checkClosers].map(async ([name, close]) => {
+        let timer: ReturnType<Clock['setTimeout']> | undefined;
+        try {
+          await Promise.race([
+            close(),
+            new Promise<never>((_resolve, reject) => {
+              timer = clock.setTimeout(
+                () => reject(new Error(`closing check "${name}" timed out after ${timeoutMs} ms`)),
+                timeoutMs,
+              );
+            }),
+          ]);
+        } catch (error) {
+          logger.warn(
+            { event: 'health.check.close_failed', check: name, err: describeError(error) },
+            `closing check ${name} failed`,
+          );
+        } finally {
+          if (timer !== undefined) clock.clearTimeout(timer);
+        }
+      }),
+    );
+    checkClosers.clear();
+  };
   const listeners = new Set<(change: HealthChange) => void>();
   const cache = new Map<ProbeName, CachedResponse>();
   const lastProbeStatus = new Map<HealthGroup, CheckStatus>();
@@ -560,6 +592,7 @@ export function createHealth(options: HealthOptions = {}): Health {
       }
       if (!(await runHook(hook, deadline.signal))) failedHooks.push(hook.name);
     }
+    await closeChecks();
     await Promise.all(
       [...finalClosers].map((close) =>
         close().catch((error: unknown) => {
@@ -654,6 +687,11 @@ export function createHealth(options: HealthOptions = {}): Health {
       });
       const runner: CheckRunner = new CheckRunner(check, resolved, clock, (report) => onRun(runner, report));
       runners.set(check.name, runner);
+      const { close } = check as Check & { close?: unknown };
+      if (typeof close === 'function')
+        checkClosers.set(check.name, async () => {
+          await (close.call(check) as unknown);
+        });
       for (const group of groups) {
         byGroup[group].push(runner);
         metrics.checkStatus.set({ check: check.name, group }, 0);
@@ -777,6 +815,7 @@ export function createHealth(options: HealthOptions = {}): Health {
       removeSignalHandlers();
       for (const runner of runners.values()) runner.stop();
       for (const drainer of drainers) drainer.detach();
+      await closeChecks();
     },
   };
   Object.defineProperty(health, INTERNALS, {

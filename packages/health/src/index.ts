@@ -45,7 +45,7 @@ export type { MemoryCheckOptions } from './checks/memory.ts';
 export { createPoolEndHook, createPostgresCheck } from './checks/postgres.ts';
 export type { PostgresCheckOptions, PostgresPoolLike } from './checks/postgres.ts';
 export { createKafkaCheck, createKafkaDisconnectHook } from './checks/kafka.ts';
-export type { KafkaAdminLike, KafkaCheckOptions, KafkaLike } from './checks/kafka.ts';
+export type { KafkaAdminLike, KafkaCheck, KafkaCheckOptions, KafkaLike } from './checks/kafka.ts';
 export { createHttpCheck } from './checks/http.ts';
 export type { HttpCheckOptions } from './checks/http.ts';
 export { createCheck, createShutdownHook } from './checks/custom.ts';

@@ -97,7 +97,15 @@ describe('fastify plugin', () => {
     const health = createHealth({
       registry: new Registry(),
       shutdownHooks: [{ name: 'telemetry', run: async () => void order.push('telemetry') }],
-      shutdown: { signals: [], delayMs: 0, drainTimeoutMs: 1_000, terminate: (result) => void (outcome = result) },
+      // The idle keep-alive socket of the fetch below must close by its grace, well before the drain timeout: with
+      // both at 1 s (the default grace), whichever timer fired first decided, and a forced socket made exit code 1.
+      shutdown: {
+        signals: [],
+        delayMs: 0,
+        drainTimeoutMs: 10_000,
+        idleSocketGraceMs: 100,
+        terminate: (result) => void (outcome = result),
+      },
     });
     health.start();
     const { app: instance, url } = await app(health, {}, (fastify) =>

@@ -1,5 +1,8 @@
 // The Kafka check against real brokers: consumer-group lag from the shared broker, and a private broker stopped
 // and started again moving readiness DOWN and UP within the configured bound.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import { Registry } from 'prom-client';
@@ -7,6 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRunDirectory, startKafka, type KafkaServer } from '@gantry/test-harness';
 import { server } from '@gantry/test-harness/vitest';
 import { createHealth, createKafkaCheck, createKafkaDisconnectHook, type Health } from '@gantry/health';
+
+const KAFKA_FIXTURE = join(import.meta.dirname, 'fixtures', 'kafka-service.ts');
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -110,6 +115,52 @@ describe('Kafka check (shared broker)', () => {
     health.start();
     expect((await health.shutdown()).failedHooks).toEqual([]);
     expect(disconnected).toBe(true);
+  }, 30_000);
+});
+
+describe('Kafka check and process exit', () => {
+  it('regression: the admin client the check created kept the process alive, so SIGTERM ended it with 143, not 0', async () => {
+    const child = spawn(process.execPath, [KAFKA_FIXTURE, server('kafka').brokers.join(',')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanups.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const logs: string[] = [];
+    createInterface({ input: child.stderr }).on('line', (line) => logs.push(line));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`fixture not ready:\n${logs.join('\n')}`)), 30_000);
+      createInterface({ input: child.stdout }).once('line', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      void exited.then(() => reject(new Error(`fixture exited early:\n${logs.join('\n')}`)));
+    });
+    child.kill('SIGTERM');
+    // Exit by itself with status 0: the event loop emptied because the check disconnected its admin client; not
+    // by the default terminate's backstop re-raising SIGTERM (exit status 143) one second later.
+    expect(await exited, logs.join('\n')).toEqual({ code: 0, signal: null });
+    expect(logs.some((line) => line.includes('health.shutdown.completed'))).toBe(true);
+  }, 60_000);
+
+  it('close() disconnects the admin client the check created and later runs fail', async () => {
+    const kafka = kafkaFor(server('kafka').brokers);
+    let disconnects = 0;
+    const tracked = {
+      admin: (config?: { retry?: { retries?: number } }) => {
+        const admin = kafka.admin(config);
+        admin.on(admin.events.DISCONNECT, () => (disconnects += 1));
+        return admin;
+      },
+    };
+    const check = createKafkaCheck({ kafka: tracked });
+    expect((await check.run(new AbortController().signal)).status).toBe('UP');
+    await check.close();
+    expect(disconnects).toBe(1);
+    await expect(check.run(new AbortController().signal)).rejects.toThrow('closed');
   }, 30_000);
 });
 

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { invalidOption } from './errors.ts';
 import { SILENT_LOGGER, errorMessage, sqlState, type Logger } from './db.ts';
+import { serialized } from './serialized.ts';
 import { DEFAULT_HISTORY_SCHEMA, appVersionsDdl, storeNames } from './store.ts';
 import { compareVersions, isVersion } from './version.ts';
 
@@ -37,15 +38,21 @@ export interface RegisterAppVersionOptions {
   readonly logger?: Logger;
 }
 
-/** A running heartbeat; `stop()` removes the row so contract need not wait for it to expire. */
+/**
+ * A running heartbeat; `stop()` removes the row so contract need not wait for it to expire. Beats never overlap:
+ * the next one is scheduled `intervalMs` after the previous one finished.
+ */
 export interface AppVersionRegistration {
   readonly service: string;
   readonly instance: string;
   /** An `application_name` to give the app's pg pool, so the gate also sees its sessions. */
   readonly applicationName: string;
-  /** Writes one heartbeat now. Never throws: failures are logged and retried on the next beat. */
+  /**
+   * Writes one heartbeat now (after the one in progress, if any). Never throws: failures are logged and retried on
+   * the next beat. `false` once stopped.
+   */
   beat(): Promise<boolean>;
-  /** Stops the heartbeat and deletes the row. Idempotent. */
+  /** Stops the heartbeat, waits for a beat in progress, then deletes the row. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -118,7 +125,6 @@ export async function registerAppVersion(
   const logger = (options.logger ?? SILENT_LOGGER).child({ service: options.service });
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
-  let inflight: Promise<boolean> | undefined;
 
   const upsert = `INSERT INTO ${names.appVersions} (service, instance, version, schema_min, schema_max)
     VALUES ($1, $2, $3, $4, $5)
@@ -127,6 +133,8 @@ export async function registerAppVersion(
   const values = [options.service, instance, options.version, supports.min, supports.max];
 
   const beatOnce = async (): Promise<boolean> => {
+    // A beat queued behind the one stop() waited for must not write the row again.
+    if (stopped) return false;
     try {
       await pool.query(upsert, values);
       return true;
@@ -148,21 +156,19 @@ export async function registerAppVersion(
       return false;
     }
   };
-  const beat = async (): Promise<boolean> => {
-    if (stopped) return false;
-    inflight = beatOnce();
-    try {
-      return await inflight;
-    } finally {
-      inflight = undefined;
-    }
+  const beats = serialized(beatOnce);
+  const beat = async (): Promise<boolean> => (stopped ? false : beats.run());
+  // Chained, not setInterval: a beat slower than the interval must not overlap the next one.
+  const schedule = (): void => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      void beat().finally(schedule);
+    }, intervalMs);
+    timer.unref();
   };
 
   await beat();
-  timer = setInterval(() => {
-    void beat();
-  }, intervalMs);
-  timer.unref();
+  schedule();
 
   return {
     service: options.service,
@@ -176,9 +182,10 @@ export async function registerAppVersion(
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      if (timer !== undefined) clearInterval(timer);
+      clearTimeout(timer);
       timer = undefined;
-      await inflight?.catch(() => undefined);
+      // Every beat in progress or queued, not only the latest: a slow one would re-insert the row after the DELETE.
+      await beats.idle();
       try {
         await pool.query(`DELETE FROM ${names.appVersions} WHERE service = $1 AND instance = $2`, [
           options.service,

@@ -98,6 +98,21 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     },
   }),
   rule({
+    id: 'attach-partition-without-check',
+    severity: 'error',
+    destructive: false,
+    summary: 'ATTACH PARTITION of an existing table without a validated CHECK constraint matching its bounds.',
+    explanation:
+      'To prove every row fits the partition bounds, PostgreSQL scans the whole table while holding ACCESS EXCLUSIVE on it (and scans a DEFAULT partition too), with SHARE UPDATE EXCLUSIVE on the parent for the whole scan. A validated CHECK constraint that implies the bounds lets it skip the scan.',
+    safeAlternative:
+      'ADD CONSTRAINT … CHECK (<the bounds>) NOT VALID on the table, VALIDATE CONSTRAINT in a later migration (SHARE UPDATE EXCLUSIVE only), then ATTACH PARTITION, then drop the now redundant CHECK.',
+    examples: {
+      failing: "ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');",
+      passing:
+        "CREATE TABLE events_2026 (LIKE events INCLUDING ALL);\nALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');",
+    },
+  }),
+  rule({
     id: 'ban-vacuum-full-and-cluster',
     severity: 'error',
     destructive: false,
@@ -105,6 +120,34 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     explanation: 'Both rewrite the whole table under ACCESS EXCLUSIVE: the table is offline until they finish.',
     safeAlternative: 'pg_repack (or REPACK CONCURRENTLY where available), run outside the deploy.',
     examples: { failing: 'VACUUM FULL users;', passing: 'VACUUM (ANALYZE) users;', nonTransactional: true },
+  }),
+  rule({
+    id: 'ban-set-tablespace',
+    severity: 'error',
+    destructive: false,
+    summary: 'ALTER TABLE/INDEX … SET TABLESPACE, or ALTER … ALL IN TABLESPACE.',
+    explanation:
+      'Moving a table or an index copies every block to the new tablespace under ACCESS EXCLUSIVE: reads and writes wait for the whole copy.',
+    safeAlternative:
+      'Set default_tablespace for new objects; move existing data with pg_repack --tablespace (or logical replication) outside the deploy.',
+    examples: {
+      failing: 'ALTER TABLE orders SET TABLESPACE fast_ssd;',
+      passing: 'CREATE TABLE order_archive (id bigint PRIMARY KEY) TABLESPACE slow_hdd;',
+    },
+  }),
+  rule({
+    id: 'ban-set-logged-unlogged',
+    severity: 'error',
+    destructive: false,
+    summary: 'ALTER TABLE … SET LOGGED or SET UNLOGGED.',
+    explanation:
+      'Changing persistence rewrites the whole table (and its indexes) under ACCESS EXCLUSIVE; SET LOGGED also writes all of it to the WAL, which floods replicas.',
+    safeAlternative:
+      'Create the table with the persistence it needs; to change it, create a new table, copy in batches and swap names in a later migration.',
+    examples: {
+      failing: 'ALTER TABLE page_views SET LOGGED;',
+      passing: 'CREATE UNLOGGED TABLE page_views_staging (id bigint PRIMARY KEY);',
+    },
   }),
   rule({
     id: 'adding-field-with-volatile-default',
@@ -347,6 +390,21 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     examples: {
       failing: 'DROP SCHEMA reporting CASCADE;',
       passing: '-- gantry:phase contract\nDROP SCHEMA reporting CASCADE;',
+    },
+  }),
+  rule({
+    id: 'ban-drop-object',
+    severity: 'error',
+    destructive: true,
+    summary:
+      'DROP VIEW, MATERIALIZED VIEW, FUNCTION, PROCEDURE, TYPE, DOMAIN or SEQUENCE outside a contract migration.',
+    explanation:
+      'Old application versions still running during the rollout query the view, call the function, cast to the type or draw from the sequence, and fail the moment the drop commits. Dropping and re-creating the object in the same transaction is fine.',
+    safeAlternative:
+      'Stop using the object in the app, deploy, then drop it in a contract migration (or replace it in place: CREATE OR REPLACE, or DROP and CREATE in one transactional migration).',
+    examples: {
+      failing: 'DROP FUNCTION order_total(bigint);',
+      passing: '-- gantry:phase contract\nDROP FUNCTION order_total(bigint);',
     },
   }),
   rule({
@@ -641,6 +699,21 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
     examples: {
       failing: 'LOCK TABLE users IN ACCESS EXCLUSIVE MODE;',
       passing: 'ALTER TABLE users ADD COLUMN nickname text;',
+    },
+  }),
+  rule({
+    id: 'opaque-procedural-code',
+    severity: 'error',
+    destructive: false,
+    summary: 'A DO block or CALL: code the linter cannot see (an error in an expand migration, a warning elsewhere).',
+    explanation:
+      'Statements inside DO $$ … $$ or a procedure, especially SQL built at run time with EXECUTE, are invisible to every rule: a DROP COLUMN, a table rewrite or an unbatched UPDATE passes lint unnoticed. An expand migration runs while the old version serves traffic, so there it must be reviewable.',
+    safeAlternative:
+      'Write the statements as plain SQL (IF NOT EXISTS / IF EXISTS instead of DO-block guards) so each one is linted; if the block is needed, say why with -- gantry:allow opaque-procedural-code <reason>.',
+    examples: {
+      failing:
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mood') THEN EXECUTE 'CREATE TYPE mood AS ENUM (''ok'')'; END IF; END $$;",
+      passing: 'ALTER TABLE users ADD COLUMN IF NOT EXISTS nickname text;',
     },
   }),
   rule({

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LINT_RULES } from './lint-rules.ts';
 import { createLintState, lintSql } from './lint.ts';
@@ -11,6 +13,13 @@ describe('lint rules catalogue', () => {
       expect(rule.explanation.length, rule.id).toBeGreaterThan(20);
       expect(rule.safeAlternative.length, rule.id).toBeGreaterThan(5);
     }
+  });
+
+  it('is listed in the README, rule by rule, with the right count', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const listed = [...readme.matchAll(/^\| `([a-z-]+)` \|/gm)].map((match) => match[1]);
+    expect(listed.filter((id) => LINT_RULES.some((rule) => rule.id === id))).toEqual(LINT_RULES.map((rule) => rule.id));
+    expect(readme).toContain(`${LINT_RULES.length} rules`);
   });
 
   for (const rule of LINT_RULES) {
@@ -99,5 +108,73 @@ describe('lintSql', () => {
     expect(unknown.findings.map((item) => [item.rule, item.severity])).toEqual([
       ['adding-field-with-volatile-default', 'warning'],
     ]);
+  });
+});
+
+describe('dangerous SQL the linter used to miss', () => {
+  const rulesOf = async (sql: string, phase?: 'expand' | 'contract' | 'backfill') =>
+    (await lintSql(sql, phase === undefined ? {} : { phase })).findings
+      .filter((item) => item.rule !== 'missing-phase')
+      .map((item) => [item.rule, item.severity]);
+
+  it('reports DDL hidden in a DO block: an error in an expand migration, a warning elsewhere', async () => {
+    const sql = "DO $$ BEGIN EXECUTE 'ALTER TABLE users DROP COLUMN email'; END $$;";
+    expect(await rulesOf(sql, 'expand')).toEqual([['opaque-procedural-code', 'error']]);
+    expect(await rulesOf(sql, 'contract')).toEqual([['opaque-procedural-code', 'warning']]);
+    expect(await rulesOf('CALL rebuild_everything();', 'backfill')).toEqual([['opaque-procedural-code', 'warning']]);
+    const finding = (await lintSql(sql)).findings.find((item) => item.rule === 'opaque-procedural-code');
+    expect(finding?.message).toContain('EXECUTE');
+  });
+
+  it('reports SET TABLESPACE and SET LOGGED/UNLOGGED, which rewrite the table under ACCESS EXCLUSIVE', async () => {
+    expect(await rulesOf('ALTER TABLE orders SET TABLESPACE fast_ssd;')).toEqual([['ban-set-tablespace', 'error']]);
+    expect(await rulesOf('ALTER INDEX orders_pkey SET TABLESPACE fast_ssd;')).toEqual([
+      ['ban-set-tablespace', 'error'],
+    ]);
+    expect(await rulesOf('ALTER TABLE ALL IN TABLESPACE slow SET TABLESPACE fast_ssd;')).toEqual([
+      ['ban-set-tablespace', 'error'],
+    ]);
+    expect(await rulesOf('ALTER TABLE orders SET UNLOGGED;')).toEqual([['ban-set-logged-unlogged', 'error']]);
+    expect(await rulesOf('ALTER TABLE orders SET LOGGED;')).toEqual([['ban-set-logged-unlogged', 'error']]);
+    const plan = await lintSql('ALTER TABLE orders SET LOGGED;');
+    expect(plan.statements[0]).toMatchObject({ lock: 'ACCESS EXCLUSIVE', rewrite: true });
+    // A table created in the same migration is empty: nothing to rewrite.
+    expect(
+      await rulesOf('CREATE TABLE staging (id bigint PRIMARY KEY);\nALTER TABLE staging SET UNLOGGED;', 'expand'),
+    ).toEqual([]);
+  });
+
+  it('reports dropping views, functions, types and sequences outside a contract migration', async () => {
+    for (const sql of [
+      'DROP VIEW active_users;',
+      'DROP MATERIALIZED VIEW daily_totals;',
+      'DROP FUNCTION order_total(bigint);',
+      'DROP PROCEDURE archive_orders();',
+      'DROP TYPE order_status;',
+      'DROP DOMAIN email_address;',
+      'DROP SEQUENCE invoice_numbers;',
+    ]) {
+      expect(await rulesOf(sql, 'expand'), sql).toEqual([['ban-drop-object', 'error']]);
+      expect(await rulesOf(sql, 'contract'), sql).toEqual([]);
+    }
+    // Replacing an object in one transaction keeps it there for the old version.
+    expect(
+      await rulesOf(
+        'DROP VIEW active_users;\nCREATE VIEW active_users AS SELECT id FROM users WHERE active;',
+        'expand',
+      ),
+    ).toEqual([]);
+  });
+
+  it('reports ATTACH PARTITION without a validated CHECK matching the bounds on the partition', async () => {
+    const attach = "ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');";
+    expect(await rulesOf(attach)).toEqual([['attach-partition-without-check', 'error']]);
+    const state = createLintState();
+    await lintSql(
+      "ALTER TABLE events_2025 ADD CONSTRAINT events_2025_bounds CHECK (at >= '2025-01-01' AND at < '2026-01-01') NOT VALID;",
+      { state, phase: 'expand' },
+    );
+    await lintSql('ALTER TABLE events_2025 VALIDATE CONSTRAINT events_2025_bounds;', { state, phase: 'expand' });
+    expect((await lintSql(`-- gantry:phase expand\n${attach}`, { state })).findings).toEqual([]);
   });
 });

@@ -17,6 +17,7 @@ import {
   textOf,
   tryParseSql,
   typeNameOf,
+  walk,
   type AstObject,
   type SqlStatement,
 } from './sql.ts';
@@ -60,6 +61,10 @@ export interface LintState {
   readonly notNullChecks: Map<string, string>;
   /** `table.column` pairs with a validated NOT NULL check. */
   readonly validatedNotNull: Set<string>;
+  /** NOT VALID `CHECK` constraints by name → table. */
+  readonly notValidChecks: Map<string, string>;
+  /** Tables with a validated `CHECK` constraint (so ATTACH PARTITION can skip its scan). */
+  readonly validatedChecks: Set<string>;
 }
 
 /** Options of {@link lintSql}. */
@@ -83,14 +88,19 @@ export interface LintOptions {
 
 /** A fresh cross-file state. */
 export function createLintState(): LintState {
-  return { notNullChecks: new Map(), validatedNotNull: new Set() };
+  return {
+    notNullChecks: new Map(),
+    validatedNotNull: new Set(),
+    notValidChecks: new Map(),
+    validatedChecks: new Set(),
+  };
 }
 
 const PHASE_HEADER = /^[ \t]*--[ \t]*gantry:phase[ \t]+(expand|contract|backfill)[ \t]*$/m;
 const NO_TRANSACTION = /^[ \t]*--[ \t]*gantry:no-transaction[ \t]*$/m;
 const MAX_IDENTIFIER_BYTES = 63;
-/** Text that can change the cross-file lint state (NOT VALID checks and their validation). */
-const STATEFUL_PATTERN = /not\s+valid|validate\s+constraint/i;
+/** Text that can change the cross-file lint state (CHECK constraints, NOT VALID ones and their validation). */
+const STATEFUL_PATTERN = /not\s+valid|validate\s+constraint|check\s*\(/i;
 
 const bareName = (table: string): string => (table.split('.').pop() ?? table).toLowerCase();
 
@@ -101,6 +111,98 @@ function isZeroSetting(node: AstObject): boolean {
   if (integer !== undefined) return (integer['ival'] ?? 0) === 0;
   const text = asObject(constant['sval'])?.['sval'];
   return typeof text === 'string' && /^\s*0+\s*(ms|s|min|h|d)?\s*$/i.test(text);
+}
+
+/** Views, routines and types share a name space per kind: a DROP followed by a CREATE of the same name replaces. */
+type ObjectGroup = 'relation' | 'routine' | 'type';
+
+const DROPPED_OBJECT_GROUPS: Readonly<Record<string, ObjectGroup>> = {
+  OBJECT_VIEW: 'relation',
+  OBJECT_MATVIEW: 'relation',
+  OBJECT_SEQUENCE: 'relation',
+  OBJECT_FUNCTION: 'routine',
+  OBJECT_PROCEDURE: 'routine',
+  OBJECT_ROUTINE: 'routine',
+  OBJECT_AGGREGATE: 'routine',
+  OBJECT_TYPE: 'type',
+  OBJECT_DOMAIN: 'type',
+};
+
+const DROPPED_OBJECT_WORDS: Readonly<Record<string, string>> = {
+  OBJECT_VIEW: 'VIEW',
+  OBJECT_MATVIEW: 'MATERIALIZED VIEW',
+  OBJECT_SEQUENCE: 'SEQUENCE',
+  OBJECT_FUNCTION: 'FUNCTION',
+  OBJECT_PROCEDURE: 'PROCEDURE',
+  OBJECT_ROUTINE: 'ROUTINE',
+  OBJECT_AGGREGATE: 'AGGREGATE',
+  OBJECT_TYPE: 'TYPE',
+  OBJECT_DOMAIN: 'DOMAIN',
+};
+
+const lastName = (names: readonly string[]): string | undefined => names.at(-1)?.toLowerCase();
+
+/** The object a CREATE statement makes, as `group:name`, if it is one a DROP could replace. */
+function createdObjectKey(kind: string, node: AstObject): string | undefined {
+  let group: ObjectGroup | undefined;
+  let name: string | undefined;
+  switch (kind) {
+    case 'ViewStmt':
+      [group, name] = ['relation', relationName(node['view'])];
+      break;
+    case 'CreateTableAsStmt':
+      [group, name] = ['relation', relationName(asObject(node['into'])?.['rel'])];
+      break;
+    case 'CreateSeqStmt':
+      [group, name] = ['relation', relationName(node['sequence'])];
+      break;
+    case 'CreateStmt':
+      [group, name] = ['relation', relationName(node['relation'])];
+      break;
+    case 'CreateFunctionStmt':
+      [group, name] = ['routine', lastName(nameList(node['funcname']))];
+      break;
+    case 'CompositeTypeStmt':
+      [group, name] = ['type', relationName(node['typevar'])];
+      break;
+    case 'CreateEnumStmt':
+    case 'CreateRangeStmt':
+      [group, name] = ['type', lastName(nameList(node['typeName']))];
+      break;
+    case 'CreateDomainStmt':
+      [group, name] = ['type', lastName(nameList(node['domainname']))];
+      break;
+    case 'DefineStmt':
+      if (node['kind'] === 'OBJECT_TYPE') [group, name] = ['type', lastName(nameList(node['defnames']))];
+      else if (node['kind'] === 'OBJECT_AGGREGATE') [group, name] = ['routine', lastName(nameList(node['defnames']))];
+      break;
+    default:
+      break;
+  }
+  return group === undefined || name === undefined ? undefined : `${group}:${bareName(name)}`;
+}
+
+/** Names of the objects of a DROP VIEW/FUNCTION/TYPE/… statement. */
+function droppedObjectNames(node: AstObject): string[] {
+  return asArray(node['objects']).flatMap((item) => {
+    const names =
+      nodeOf(item, 'ObjectWithArgs')?.['objname'] ??
+      nodeOf(item, 'TypeName')?.['names'] ??
+      nodeOf(item, 'List')?.['items'];
+    const name = lastName(nameList(names));
+    return name === undefined ? [] : [name];
+  });
+}
+
+/** SQL keywords in a DO block's body worth naming in the finding. */
+const OPAQUE_KEYWORDS = /\b(execute|create|alter|drop|truncate|rename|lock|update|delete|insert)\b/gi;
+
+function doBlockBody(node: AstObject): string {
+  for (const item of asArray(node['args'])) {
+    const option = nodeOf(item, 'DefElem');
+    if (option?.['defname'] === 'as') return textOf(nodeOf(option['arg'], 'String')?.['sval']);
+  }
+  return '';
 }
 
 function constraintsOf(column: AstObject | undefined): AstObject[] {
@@ -180,6 +282,15 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
   let strongLockHeld = false;
   let exclusiveHeld = false;
   const addedNotValid = new Set<string>();
+  const notValidForeignKeys = new Set<string>();
+  // Objects this file creates, by `group:name` → statement indexes (a DROP then CREATE in one transaction replaces).
+  const createdObjects = new Map<string, number[]>();
+  for (const statement of statements) {
+    const key = createdObjectKey(statement.kind, statement.node);
+    if (key !== undefined) createdObjects.set(key, [...(createdObjects.get(key) ?? []), statement.index]);
+  }
+  const replacedHere = (key: string, index: number): boolean =>
+    (createdObjects.get(key) ?? []).some((at) => transactional || at < index);
   const validatedUnknown = new Set<string>();
   const alterCounts = new Map<string, number>();
   const meaningful = statements.filter((statement) => statement.kind !== 'VariableSetStmt');
@@ -270,9 +381,44 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
             at('ban-drop-table', `DROP TABLE ${existing.join(', ')} outside a contract migration`);
         } else if (type === 'OBJECT_SCHEMA') {
           at('ban-drop-schema-or-database', 'DROP SCHEMA outside a contract migration');
+        } else if (typeof type === 'string' && DROPPED_OBJECT_GROUPS[type] !== undefined) {
+          const group = DROPPED_OBJECT_GROUPS[type];
+          const dropped = droppedObjectNames(node).filter((name) => !replacedHere(`${group}:${bareName(name)}`, index));
+          if (dropped.length > 0) {
+            at(
+              'ban-drop-object',
+              `DROP ${DROPPED_OBJECT_WORDS[type] ?? 'object'} ${dropped.join(', ')} outside a contract migration`,
+            );
+          }
         }
         break;
       }
+      case 'DoStmt': {
+        const keywords = [
+          ...new Set([...doBlockBody(node).matchAll(OPAQUE_KEYWORDS)].map((match) => match[1]!.toUpperCase())),
+        ];
+        at(
+          'opaque-procedural-code',
+          `DO block: the linter cannot check the statements it runs${keywords.length > 0 ? ` (it uses ${keywords.join(', ')})` : ''}`,
+          phase === 'expand' ? 'error' : 'warning',
+        );
+        break;
+      }
+      case 'CallStmt': {
+        const name = nameList(asObject(node['funccall'])?.['funcname']).join('.');
+        at(
+          'opaque-procedural-code',
+          `CALL ${name}(): the linter cannot check the statements the procedure runs`,
+          phase === 'expand' ? 'error' : 'warning',
+        );
+        break;
+      }
+      case 'AlterTableMoveAllStmt':
+        at(
+          'ban-set-tablespace',
+          `Moving everything in tablespace ${textOf(node['orig_tablespacename'], '?')} copies each table under ACCESS EXCLUSIVE`,
+        );
+        break;
       case 'DropdbStmt':
         at('ban-drop-schema-or-database', 'DROP DATABASE outside a contract migration');
         break;
@@ -345,6 +491,10 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
       case 'CreateStmt': {
         const table = relationName(node['relation']);
         if (table !== undefined) created.add(bareName(table));
+        const hasCheck = [...walk(node['tableElts'])].some(
+          ({ kind, body }) => kind === 'Constraint' && body['contype'] === 'CONSTR_CHECK',
+        );
+        if (hasCheck && table !== undefined) state.validatedChecks.add(bareName(table));
         const primaryColumns = new Set<string>();
         for (const item of asArray(node['tableElts'])) {
           const constraint = nodeOf(item, 'Constraint');
@@ -450,9 +600,14 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
                 if (existing && !notValid) {
                   at('adding-foreign-key-without-not-valid', `Foreign key ${name ?? ''} on ${table} validated at once`);
                 }
-                if (notValid && name !== undefined) addedNotValid.add(name);
+                if (notValid && name !== undefined) {
+                  addedNotValid.add(name);
+                  notValidForeignKeys.add(name);
+                }
                 break;
               case 'CONSTR_CHECK': {
+                if (notValid && name !== undefined) state.notValidChecks.set(name, bareName(table ?? ''));
+                else if (!notValid) state.validatedChecks.add(bareName(table ?? ''));
                 const column = notNullCheckColumn(constraint);
                 if (existing && !notValid)
                   at('adding-check-without-not-valid', `CHECK ${name ?? ''} on ${table} validated at once`);
@@ -493,12 +648,33 @@ export async function lintSql(sql: string, options: LintOptions = {}): Promise<L
             const guarded = state.notNullChecks.get(columnName);
             if (guarded !== undefined) state.validatedNotNull.add(guarded);
             else validatedUnknown.add(bareName(table ?? ''));
+            // A CHECK we saw added NOT VALID, or one we did not see at all (it may be a CHECK): not a foreign key.
+            const checked = state.notValidChecks.get(columnName);
+            if (checked !== undefined) state.validatedChecks.add(checked);
+            else if (!notValidForeignKeys.has(columnName)) state.validatedChecks.add(bareName(table ?? ''));
           } else if (subtype === 'AT_DropColumn') {
             if (existing) at('ban-drop-column', `DROP COLUMN ${table}.${columnName} outside a contract migration`);
           } else if (subtype === 'AT_DropNotNull') {
             if (existing) at('ban-drop-not-null', `DROP NOT NULL on ${table}.${columnName}`);
           } else if (subtype === 'AT_DropConstraint') {
             if (existing) at('ban-drop-constraint', `DROP CONSTRAINT ${columnName} on ${table}`);
+          } else if (subtype === 'AT_SetTableSpace') {
+            if (existing) at('ban-set-tablespace', `SET TABLESPACE copies ${table} under ACCESS EXCLUSIVE`);
+          } else if (subtype === 'AT_SetLogged' || subtype === 'AT_SetUnLogged') {
+            if (existing) {
+              at(
+                'ban-set-logged-unlogged',
+                `SET ${subtype === 'AT_SetLogged' ? 'LOGGED' : 'UNLOGGED'} rewrites ${table} under ACCESS EXCLUSIVE`,
+              );
+            }
+          } else if (subtype === 'AT_AttachPartition') {
+            const partition = relationName(asObject(nodeOf(command['def'], 'PartitionCmd'))?.['name']);
+            if (isExisting(partition) && !state.validatedChecks.has(bareName(partition))) {
+              at(
+                'attach-partition-without-check',
+                `ATTACH PARTITION ${partition} scans it under ACCESS EXCLUSIVE: no validated CHECK matching its bounds`,
+              );
+            }
           } else if (subtype === 'AT_DetachPartition') {
             if (asObject(nodeOf(command['def'], 'PartitionCmd'))?.['concurrent'] !== true) {
               at('require-concurrent-partition-detach', `DETACH PARTITION on ${table} without CONCURRENTLY`);

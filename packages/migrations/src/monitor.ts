@@ -9,6 +9,7 @@ import { readBackfills, type BackfillStatus } from './backfill.ts';
 import { SILENT_LOGGER, errorMessage, type Logger } from './db.ts';
 import { invalidOption } from './errors.ts';
 import { loadMigrationFiles, type MigrationFile, type MigrationPhase } from './files.ts';
+import { serialized } from './serialized.ts';
 import { computeStatus } from './status.ts';
 import { DEFAULT_HISTORY_SCHEMA, readHistory, storeExists, storeNames } from './store.ts';
 import { compareVersions } from './version.ts';
@@ -61,11 +62,14 @@ export interface SchemaMonitor {
   readonly info: InfoContributor;
   /** The last snapshot (null before the first refresh). */
   snapshot(): SchemaInfo | null;
-  /** Reads the state tables now. */
+  /**
+   * Reads the state tables now. Refreshes never overlap (the check, the timer and callers share one at a time), so
+   * an older read can never overwrite a newer snapshot; a call during a refresh gets the next one.
+   */
   refresh(): Promise<SchemaInfo>;
-  /** First refresh, then one every `refreshIntervalMs` (unref'd). Idempotent. */
+  /** First refresh, then one `refreshIntervalMs` after each refresh finished (unref'd). Idempotent. */
   start(): Promise<void>;
-  /** Stops the timer. Idempotent. */
+  /** Stops the timer and waits for a refresh in progress. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -144,7 +148,7 @@ export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonito
   let timer: NodeJS.Timeout | undefined;
   let started = false;
 
-  const refresh = async (): Promise<SchemaInfo> => {
+  const refreshOnce = async (): Promise<SchemaInfo> => {
     files ??= loadMigrationFiles(options.directory);
     const exists = await storeExists(client, schema);
     const history = exists ? await readHistory(client, names) : [];
@@ -182,6 +186,8 @@ export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonito
     }
     return latest;
   };
+  const refreshes = serialized(refreshOnce);
+  const refresh = (): Promise<SchemaInfo> => refreshes.run();
 
   const evaluate = (info: SchemaInfo): CheckResult => {
     const requiredPending = (files ?? []).filter(
@@ -238,28 +244,29 @@ export function createSchemaMonitor(options: SchemaMonitorOptions): SchemaMonito
     start: async () => {
       if (started) return;
       started = true;
-      await refresh().catch((error: unknown) => {
-        logger.warn(
-          { event: 'migrations.monitor.refresh_failed', error: errorMessage(error) },
-          'schema refresh failed',
-        );
-      });
-      if (refreshIntervalMs > 0 && started) {
-        timer = setInterval(() => {
-          refresh().catch((error: unknown) => {
-            logger.warn(
-              { event: 'migrations.monitor.refresh_failed', error: errorMessage(error) },
-              'schema refresh failed',
-            );
-          });
+      const refreshLogged = (): Promise<unknown> =>
+        refresh().catch((error: unknown) => {
+          logger.warn(
+            { event: 'migrations.monitor.refresh_failed', error: errorMessage(error) },
+            'schema refresh failed',
+          );
+        });
+      // Chained, not setInterval: a refresh slower than the interval must not pile up behind itself.
+      const schedule = (): void => {
+        if (!started || refreshIntervalMs <= 0) return;
+        timer = setTimeout(() => {
+          void refreshLogged().finally(schedule);
         }, refreshIntervalMs);
         timer.unref();
-      }
+      };
+      await refreshLogged();
+      schedule();
     },
     close: async () => {
       started = false;
-      if (timer !== undefined) clearInterval(timer);
+      clearTimeout(timer);
       timer = undefined;
+      await refreshes.idle();
     },
   };
 }

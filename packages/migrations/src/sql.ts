@@ -341,6 +341,9 @@ function alterTableCommandLock(command: AstObject): { lock: LockLevel; rewrite: 
       return { lock: 'ACCESS EXCLUSIVE', rewrite: builds, extraTables: [] };
     }
     case 'AT_AlterColumnType':
+    case 'AT_SetTableSpace':
+    case 'AT_SetLogged':
+    case 'AT_SetUnLogged':
       return { lock: 'ACCESS EXCLUSIVE', rewrite: true, extraTables: [] };
     case 'AT_AddColumn': {
       const column = nodeOf(command['def'], 'ColumnDef');
@@ -390,7 +393,11 @@ function analyseStatement(kind: string, node: AstObject): Analysis {
     case 'AlterTableStmt': {
       const table = relationName(node['relation']);
       if (node['objtype'] !== 'OBJECT_TABLE' && node['objtype'] !== 'OBJECT_MATVIEW') {
-        return one(table, 'ACCESS EXCLUSIVE');
+        // ALTER INDEX … SET TABLESPACE copies the index.
+        const moves = asArray(node['cmds']).some(
+          (item) => nodeOf(item, 'AlterTableCmd')?.['subtype'] === 'AT_SetTableSpace',
+        );
+        return one(table, 'ACCESS EXCLUSIVE', moves);
       }
       let lock: LockLevel = 'none';
       let rewrite = false;
@@ -512,6 +519,9 @@ function analyseStatement(kind: string, node: AstObject): Analysis {
       const tables = referenced.filter((name): name is string => name !== undefined);
       return { lock: tables.length > 0 ? 'SHARE ROW EXCLUSIVE' : 'none', tables, rewrite: false, transactional: true };
     }
+    case 'AlterTableMoveAllStmt':
+      // Every table (or index) of a tablespace, copied under ACCESS EXCLUSIVE; which ones is unknown here.
+      return { lock: 'ACCESS EXCLUSIVE', tables: [], rewrite: true, transactional: true };
     case 'CommentStmt':
       return NO_LOCK;
     case 'CreatedbStmt':

@@ -31,9 +31,21 @@ export interface KafkaLike {
   admin(config?: { retry?: { retries?: number } }): KafkaAdminLike;
 }
 
+/**
+ * The Kafka check: a {@link Check} plus `close()`, which disconnects the admin client the check created. The health
+ * registry calls it when its checks stop (shutdown, `close()`); call it yourself when you run the check elsewhere.
+ */
+export interface KafkaCheck extends Check {
+  /** Disconnects the admin client the check created from `kafka` (never an `admin` you passed); later runs fail. Idempotent. */
+  close(): Promise<void>;
+}
+
 /** Options of {@link createKafkaCheck}: give `kafka` (preferred) or `admin`. */
 export interface KafkaCheckOptions {
-  /** The check creates its own admin client with no retries, so a dead broker fails fast. */
+  /**
+   * The check creates its own admin client with no retries, so a dead broker fails fast, and disconnects it in
+   * `close()` (which the health registry calls on shutdown): an open admin connection keeps the process alive.
+   */
   readonly kafka?: KafkaLike;
   /** An admin client you own; the check connects it and reconnects after failures. */
   readonly admin?: KafkaAdminLike;
@@ -73,7 +85,7 @@ const dataKey = (group: string): string => `consumerLag_${group.replace(/[^A-Za-
  * @example
  * health.addCheck(createKafkaCheck({ kafka, consumerGroups: ['orders'] }), { intervalMs: 2_000 });
  */
-export function createKafkaCheck(options: KafkaCheckOptions): Check {
+export function createKafkaCheck(options: KafkaCheckOptions): KafkaCheck {
   if (typeof options !== 'object' || options === null) throw invalid('options', 'an object', options);
   const { kafka } = options;
   const given = options.admin;
@@ -91,6 +103,7 @@ export function createKafkaCheck(options: KafkaCheckOptions): Check {
   const gauge = groups.length > 0 ? lagGauge(options.registry ?? globalRegistry) : undefined;
   let admin: KafkaAdminLike | undefined;
   let connected = false;
+  let closed = false;
 
   const reset = (): void => {
     const current = admin;
@@ -120,6 +133,7 @@ export function createKafkaCheck(options: KafkaCheckOptions): Check {
     name,
     critical: options.critical ?? true,
     run: async (signal) => {
+      if (closed) throw new Error('the Kafka check was closed');
       const client = (admin ??= given ?? kafka!.admin({ retry: { retries: 0 } }));
       const onAbort = (): void => reset();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -159,7 +173,18 @@ export function createKafkaCheck(options: KafkaCheckOptions): Check {
         throw error;
       } finally {
         signal.removeEventListener('abort', onAbort);
+        // close() while this run was connecting: the run may have (re)opened the connection after close() dropped it.
+        if (closed && given === undefined) void client.disconnect().catch(() => undefined);
       }
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      const current = admin;
+      connected = false;
+      if (given !== undefined) return;
+      admin = undefined;
+      await current?.disconnect().catch(() => undefined);
     },
   };
 }
