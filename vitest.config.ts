@@ -4,17 +4,6 @@ import { defineConfig } from 'vitest/config';
 // (GANTRY_TEST_SERVERS narrows the list); unit tests sit beside the code, integration tests in test/ folders.
 export default defineConfig({
   test: {
-    include: [
-      'packages/*/src/**/*.test.ts',
-      'packages/*/test/**/*.test.ts',
-      'examples/*/src/**/*.test.ts',
-      'examples/*/test/**/*.test.ts',
-      'examples/*/demo/**/*.test.ts',
-      'test/*/src/**/*.test.ts',
-      'test/*/test/**/*.test.ts',
-      'test/e2e/**/*.test.ts',
-      'bench/**/*.test.ts',
-    ],
     exclude: ['**/node_modules/**', '**/dist/**'],
     globalSetup: ['test/harness/src/global-setup.ts'],
     pool: 'forks',
@@ -24,5 +13,34 @@ export default defineConfig({
     reporters: ['default'],
     clearMocks: true,
     restoreMocks: true,
+    // The end-to-end rollouts judge latency canary against baseline, as the agent does in production; run beside
+    // the rest of the suite on two cores they would measure the other tests' load. So they run last, alone.
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'packages',
+          include: [
+            'packages/*/src/**/*.test.ts',
+            'packages/*/test/**/*.test.ts',
+            'examples/*/src/**/*.test.ts',
+            'examples/*/test/**/*.test.ts',
+            'examples/*/demo/**/*.test.ts',
+            'test/*/src/**/*.test.ts',
+            'test/*/test/**/*.test.ts',
+            'bench/**/*.test.ts',
+          ],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
