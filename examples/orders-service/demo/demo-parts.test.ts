@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startLoad, type LoadResult } from './load.ts';
 import { createWeightedProxy, type ProxyResult, type WeightedProxy } from './proxy.ts';
 import { renderReport } from './report.ts';
+import { briefReason } from './summary.ts';
 import { quantile, Timeline } from './timeline.ts';
 
 const servers: Server[] = [];
@@ -149,5 +150,18 @@ describe('timeline and report', () => {
     expect(quantile([1, 2, 3, 4], 0.5)).toBe(2);
     expect(quantile([1, 2, 3, 4], 0.99)).toBe(4);
     expect(quantile([], 0.99)).toBe(0);
+  });
+});
+
+describe('verdict timeline', () => {
+  it('shows the evidence of a pass, and cuts long reasons with an ellipsis', () => {
+    const pass =
+      'no manual hold; no freeze or maintenance window; no rollback trigger firing; schema 4 supported; ' +
+      'err 0.00% (≥ 0.00% @95%), p95 10ms, n=21 within SLO';
+    expect(briefReason('pass', pass)).toBe('err 0.00% (≥ 0.00% @95%), p95 10ms, n=21 within SLO');
+    expect(briefReason('fail', 'p95 319ms > 250ms, n=29')).toBe('p95 319ms > 250ms, n=29');
+    const long = briefReason('pending', 'x'.repeat(100));
+    expect(long).toHaveLength(70);
+    expect(long.endsWith('…')).toBe(true);
   });
 });

@@ -87,6 +87,15 @@ export function summaryRows(result: DemoResult): [string, string][] {
 }
 
 /** The verdict changes of both rollouts, one per line, with the time since the demo started. */
+/**
+ * A reason cut to one timeline column. A pass lists every check that held ("no manual hold; …; err 0.00%, p95
+ * 10ms, n=21 within SLO"): its last clause, the evidence, is the part worth reading.
+ */
+export function briefReason(verdict: string, reason: string, width = 70): string {
+  const text = verdict === 'pass' ? (reason.split('; ').at(-1) ?? reason) : reason;
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+}
+
 export function verdictTimeline(result: DemoResult): string[] {
   const lines: string[] = [];
   for (const rollout of [result.v2, result.v3]) {
@@ -97,7 +106,7 @@ export function verdictTimeline(result: DemoResult): string[] {
       previous = key;
       lines.push(
         `${clock(answer.at, result.startedAt)}  v${rollout.version.split('.')[0]} ${String(answer.weight).padStart(3)}% ${answer.gate.padEnd(9)} ` +
-          `${answer.verdict.padEnd(7)} ${answer.reasonCode.padEnd(17)} ${answer.reason.slice(0, 70)}`,
+          `${answer.verdict.padEnd(7)} ${answer.reasonCode.padEnd(17)} ${briefReason(answer.verdict, answer.reason)}`,
       );
     }
     lines.push(
