@@ -223,7 +223,10 @@ describe('the SLO error-rate bound (one-sided Wilson)', () => {
   });
 
   it('bounds a few errors in few requests well below their point estimate, many errors close to it', () => {
-    expect(wilsonLowerBound(3, 200, 0.05)).toBeCloseTo(0.00601, 4);
+    expect(wilsonLowerBound(3, 200, 0.05)).toBeCloseTo(0.00461, 4);
+    // One error in a 21-request canary step says little: a 1 % error rate shows it in 19 % of such steps.
+    expect(wilsonLowerBound(1, 21, 0.05)).toBeLessThan(0.01);
+    expect(wilsonLowerBound(3, 21, 0.05)).toBeGreaterThan(0.01);
     expect(wilsonLowerBound(3, 200, 0.05)).toBeLessThan(0.01);
     expect(wilsonLowerBound(300, 20_000, 0.05)).toBeGreaterThan(0.013);
     expect(wilsonLowerBound(0, 200, 0.05)).toBe(0);
@@ -233,6 +236,7 @@ describe('the SLO error-rate bound (one-sided Wilson)', () => {
   it('exceeds the true rate in at most about α of samples (a healthy canary rarely breaches)', () => {
     const rng = createRng(5);
     for (const [p, n] of [
+      [0.01, 21],
       [0.01, 200],
       [0.01, 2_000],
       [0.05, 300],
@@ -241,7 +245,7 @@ describe('the SLO error-rate bound (one-sided Wilson)', () => {
       const samples = 2_000;
       for (let sample = 0; sample < samples; sample += 1)
         if (wilsonLowerBound(binomial(rng, n, p), n, ALPHA) > p) above += 1;
-      // The point estimate exceeds p in roughly half of the samples; the bound only in ≈ α (Wilson is near exact).
+      // The point estimate exceeds p in roughly half of the samples; the bound in at most ≈ α, small n included.
       expect(above / samples).toBeLessThanOrEqual(ALPHA + 0.02);
     }
   });
