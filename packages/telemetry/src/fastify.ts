@@ -80,6 +80,27 @@ function jsonString(value: string): string {
   return encoded;
 }
 
+// Server span names ("GET /orders/:id"), one string object per method and route: not rebuilt per request, and the
+// OTLP encoder's name cache then finds them by a hash the string already carries.
+const spanNames = new Map<string, Map<string, string>>();
+let spanNameCount = 0;
+function spanName(method: string, route: string): string {
+  let byMethod = spanNames.get(route);
+  let name = byMethod?.get(method);
+  if (name === undefined) {
+    name = route === UNMATCHED_ROUTE ? method : `${method} ${route}`;
+    if (spanNameCount < JSON_CACHE_LIMIT) {
+      if (byMethod === undefined) {
+        byMethod = new Map();
+        spanNames.set(route, byMethod);
+      }
+      byMethod.set(method, name);
+      spanNameCount += 1;
+    }
+  }
+  return name;
+}
+
 function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done: (error?: Error) => void): void {
   const telemetry = options.telemetry ?? getTelemetry();
   if (telemetry === undefined) {
@@ -144,13 +165,13 @@ function plugin(fastify: FastifyInstance, options: FastifyTelemetryOptions, done
         // instrumentation-http (httpServerSpans: true) already made the server span: enrich it.
         span = rpc.span;
         rpc.route = route;
-        span.updateName(route === UNMATCHED_ROUTE ? method : `${method} ${route}`);
+        span.updateName(spanName(method, route));
         span.setAttribute('http.route', route);
       } else {
         active = propagation.extract(active, headers);
         const url = raw.url ?? '/';
         const query = url.indexOf('?');
-        const name = route === UNMATCHED_ROUTE ? method : `${method} ${route}`;
+        const name = spanName(method, route);
         const attributes = {
           'http.request.method': method,
           'http.route': route,

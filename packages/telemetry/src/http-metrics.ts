@@ -1,4 +1,4 @@
-// The HTTP server request histogram, written for the hot path: one Map lookup per request, buckets as a typed
+// The HTTP server request histogram, written for the hot path: no key string per request, buckets as a typed
 // array, the series cap and trace-id exemplars built in. It registers in a prom-client Registry like any metric
 // (prom-client only calls get() and reset()), so it shows up in /q/metrics with everything else.
 
@@ -10,6 +10,9 @@ export const OVERFLOW_LABEL_VALUE = '__overflow__';
 export const HTTP_SERVER_DURATION_METRIC = 'http_server_request_duration_seconds';
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+// Small numbers for the normalised methods (`_OTHER` last): with the status code they key a route's series.
+const METHOD_NUMBERS = new Map([...KNOWN_METHODS, '_OTHER'].map((method, index) => [method, index]));
+const METHOD_SLOTS = 16;
 
 /** Normalises a request method as the OpenTelemetry conventions say: unknown methods become `_OTHER`. */
 export function normaliseMethod(method: string): string {
@@ -61,6 +64,9 @@ export class HttpServerDurationMetric {
   readonly labelNames: readonly string[];
   readonly #buckets: Float64Array;
   readonly #series = new Map<string, Series>();
+  // Without a tenant label: route template -> (status code · 16 + method number) -> series, the same series objects
+  // as #series (never an overflow one), so a request finds its series without building a key string.
+  readonly #byRoute = new Map<string, Map<number, Series>>();
   readonly #maxSeries: number;
   readonly #tenantLabel: boolean;
   readonly #onOverflow: (metric: string) => void;
@@ -94,14 +100,29 @@ export class HttpServerDurationMetric {
     tenant?: string,
   ): void {
     const methodLabel = normaliseMethod(method);
-    const tenantLabel = this.#tenantLabel ? (tenant ?? '') : undefined;
-    const key =
-      tenantLabel === undefined
-        ? `${methodLabel} ${statusCode} ${route}`
-        : `${methodLabel} ${statusCode} ${tenantLabel} ${route}`;
-    let series = this.#series.get(key);
-    if (series === undefined) {
-      series = this.#createSeries(key, methodLabel, route, statusCode, tenantLabel);
+    let series: Series | undefined;
+    if (this.#tenantLabel || !Number.isInteger(statusCode)) {
+      const key = this.#tenantLabel
+        ? `${methodLabel} ${statusCode} ${tenant ?? ''} ${route}`
+        : `${methodLabel} ${statusCode} ${route}`;
+      series =
+        this.#series.get(key) ??
+        this.#createSeries(key, methodLabel, route, statusCode, this.#tenantLabel ? (tenant ?? '') : undefined);
+    } else {
+      const slot = statusCode * METHOD_SLOTS + METHOD_NUMBERS.get(methodLabel)!;
+      let byStatus = this.#byRoute.get(route);
+      series = byStatus?.get(slot);
+      if (series === undefined) {
+        const key = `${methodLabel} ${statusCode} ${route}`;
+        series = this.#series.get(key) ?? this.#createSeries(key, methodLabel, route, statusCode, undefined);
+        if (this.#series.get(key) === series) {
+          if (byStatus === undefined) {
+            byStatus = new Map();
+            this.#byRoute.set(route, byStatus);
+          }
+          byStatus.set(slot, series);
+        }
+      }
     }
     const value = seconds >= 0 && Number.isFinite(seconds) ? seconds : 0;
     const buckets = this.#buckets;
@@ -183,5 +204,6 @@ export class HttpServerDurationMetric {
 
   reset(): void {
     this.#series.clear();
+    this.#byRoute.clear();
   }
 }

@@ -188,6 +188,9 @@ export function createLogger(identity: LoggerIdentity, options: LoggerOptions = 
   );
   const baseFields = JSON.stringify(base).slice(1, -1);
   const levelNumbers = { info: 30, error: 50 } as const;
+  // The request lines' messages are a couple of constants: their JSON is kept, not re-encoded per line.
+  let lastMessage = '';
+  let lastMessageJson = '""';
   let pending = '';
   let scheduled = false;
   const flushLines = (): void => {
@@ -201,7 +204,11 @@ export function createLogger(identity: LoggerIdentity, options: LoggerOptions = 
   requestLineWriters.set(logger, {
     isEnabled: (lineLevel) => logger.isLevelEnabled(lineLevel),
     write: (lineLevel, fields, message) => {
-      pending += `{"level":${levelNumbers[lineLevel]},"time":${Date.now()},${baseFields},${fields},"msg":${JSON.stringify(message)}}\n`;
+      if (message !== lastMessage) {
+        lastMessage = message;
+        lastMessageJson = JSON.stringify(message);
+      }
+      pending += `{"level":${levelNumbers[lineLevel]},"time":${Date.now()},${baseFields},${fields},"msg":${lastMessageJson}}\n`;
       if (pending.length >= REQUEST_LINE_BUFFER_BYTES) flushLines();
       else if (!scheduled) {
         scheduled = true;

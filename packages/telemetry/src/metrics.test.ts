@@ -55,6 +55,51 @@ describe('HttpServerDurationMetric', () => {
     expect(overflows).toBe(3);
   });
 
+  it('keeps methods, statuses and routes apart on repeated requests, and starts over after reset', () => {
+    let overflows = 0;
+    const metric = new HttpServerDurationMetric({
+      buckets: [1],
+      maxSeries: 5,
+      tenantLabel: false,
+      onOverflow: () => (overflows += 1),
+    });
+    const requests: [string, string, number][] = [
+      ['GET', '/a', 200],
+      ['POST', '/a', 200],
+      ['GET', '/a', 500],
+      ['get', '/a', 200],
+      ['GET', '/b', 200],
+      ['PROPFIND', '/a', 200],
+      ['GET', '/c', 200],
+    ];
+    for (let round = 0; round < 3; round += 1) {
+      for (const [method, route, status] of requests) metric.record(method, route, status, 0.1);
+    }
+    const counts = (): (string | number | undefined)[][] =>
+      metric
+        .get()
+        .values.filter((value) => value.metricName?.endsWith('_count'))
+        .map((value) => [
+          value.labels['http_request_method'],
+          value.labels['http_route'],
+          value.labels['http_response_status_code'],
+          value.value,
+        ]);
+    expect(counts()).toEqual([
+      ['GET', '/a', '200', 6],
+      ['POST', '/a', '200', 3],
+      ['GET', '/a', '500', 3],
+      ['GET', '/b', '200', 3],
+      ['_OTHER', '/a', '200', 3],
+      ['GET', OVERFLOW_LABEL_VALUE, '200', 3],
+    ]);
+    // Every request past the cap is counted as an overflow, not only the first.
+    expect(overflows).toBe(3);
+    metric.reset();
+    metric.record('GET', '/a', 200, 0.1);
+    expect(counts()).toEqual([['GET', '/a', '200', 1]]);
+  });
+
   it('normalises methods per the OpenTelemetry conventions', () => {
     expect(normaliseMethod('get')).toBe('GET');
     expect(normaliseMethod('PATCH')).toBe('PATCH');

@@ -102,6 +102,37 @@ describe('encodeTraceRequest', () => {
     }
   });
 
+  it('encodes repeated integer attributes from its pair cache exactly as the first time', async () => {
+    const t = createTestTelemetry({ serviceName: 'encoder' });
+    try {
+      const tracer = trace.getTracer('scope-int');
+      // More distinct values per key than the cache keeps, each seen twice, plus values outside the cached range.
+      for (let round = 0; round < 2; round += 1) {
+        for (let index = 0; index < 100; index += 1) {
+          tracer
+            .startSpan('int', {
+              attributes: { 'http.response.status_code': 200 + index, port: 65_535 + index, zero: -0, neg: -index },
+            })
+            .end();
+        }
+      }
+      const spans = t.spans();
+      expect(spans).toHaveLength(200);
+      const first = encodeTraceRequest(spans);
+      expect(canonicalTraceRequest(first)).toEqual(canonicalTraceRequest(official(spans)));
+      expect(Buffer.from(encodeTraceRequest(spans)).equals(Buffer.from(first))).toBe(true);
+      const decoded = decodeTraceRequest(first);
+      expect(decoded[150]!.attributes).toMatchObject({
+        'http.response.status_code': 250,
+        port: 65_585,
+        zero: 0,
+        neg: -50,
+      });
+    } finally {
+      await t.shutdown();
+    }
+  });
+
   it('writes start and end times exactly (nanoseconds past 2^53)', async () => {
     const t = createTestTelemetry();
     try {

@@ -23,11 +23,14 @@ for (let index = 0; index < 6; index += 1) {
 const STRING_CACHE_LIMIT = 4_096;
 const KEY_CACHE = new Map<string, Buffer>();
 const NAME_CACHE = new Map<string, Buffer>();
-// Whole key/value pairs with a short string value (method, route, scheme, status text…): most repeat on every span.
+// Whole key/value pairs with a short string value (method, route, scheme, status text…) or a small integer one
+// (status code): most repeat on every span.
 // Values of a key that keeps changing (paths, ids) stop being cached once that key has had this many.
 const PAIR_VALUES_PER_KEY = 64;
 const PAIR_VALUE_MAX_LENGTH = 64;
 const PAIR_CACHE = new Map<string, Map<string, Buffer>>();
+const PAIR_INTEGER_MAX = 65_535;
+const INTEGER_PAIR_CACHE = new Map<string, Map<number, Buffer>>();
 let pairCacheSize = 0;
 
 /** A growable protobuf writer; nested messages reserve one length byte and move their bytes when it is not enough. */
@@ -266,35 +269,52 @@ function anyValue(writer: ProtoWriter, field: number, value: unknown): void {
   writer.end(start);
 }
 
-/** One KeyValue (field `field`); pairs with a short string value come from PAIR_CACHE when seen before. */
+/** One KeyValue (field `field`); pairs with a short string or small integer value come from a pair cache. */
 function keyValue(writer: ProtoWriter, field: number, key: string, value: unknown): void {
-  if (typeof value === 'string' && field === 9 && value.length <= PAIR_VALUE_MAX_LENGTH) {
-    let values = PAIR_CACHE.get(key);
-    const cached = values?.get(value);
-    if (cached !== undefined) {
-      writer.bytes(cached);
+  if (field === 9) {
+    if (typeof value === 'string' && value.length <= PAIR_VALUE_MAX_LENGTH) {
+      cachedPair(writer, PAIR_CACHE, key, value);
       return;
     }
-    const start = writer.position;
-    const message = writer.begin(field);
-    writer.cachedString(KEY_CACHE, 1, key);
-    anyValue(writer, 2, value);
-    writer.end(message);
-    if (pairCacheSize >= STRING_CACHE_LIMIT * 4) return;
-    if (values === undefined) {
-      if (PAIR_CACHE.size >= STRING_CACHE_LIMIT) return;
-      values = new Map();
-      PAIR_CACHE.set(key, values);
+    // Status codes, ports, counts: small integers repeat like short strings do.
+    if (typeof value === 'number' && value >= 0 && value <= PAIR_INTEGER_MAX && Number.isInteger(value)) {
+      cachedPair(writer, INTEGER_PAIR_CACHE, key, value);
+      return;
     }
-    if (values.size >= PAIR_VALUES_PER_KEY) return;
-    values.set(value, Buffer.from(writer.buffer.subarray(start, writer.position)));
-    pairCacheSize += 1;
-    return;
   }
   const message = writer.begin(field);
   writer.cachedString(KEY_CACHE, 1, key);
   anyValue(writer, 2, value);
   writer.end(message);
+}
+
+/** A span attribute's KeyValue copied from `cache` when seen before, else encoded and kept while there is room. */
+function cachedPair<V extends string | number>(
+  writer: ProtoWriter,
+  cache: Map<string, Map<V, Buffer>>,
+  key: string,
+  value: V,
+): void {
+  let values = cache.get(key);
+  const cached = values?.get(value);
+  if (cached !== undefined) {
+    writer.bytes(cached);
+    return;
+  }
+  const start = writer.position;
+  const message = writer.begin(9);
+  writer.cachedString(KEY_CACHE, 1, key);
+  anyValue(writer, 2, value);
+  writer.end(message);
+  if (pairCacheSize >= STRING_CACHE_LIMIT * 4) return;
+  if (values === undefined) {
+    if (cache.size >= STRING_CACHE_LIMIT) return;
+    values = new Map();
+    cache.set(key, values);
+  }
+  if (values.size >= PAIR_VALUES_PER_KEY) return;
+  values.set(value, Buffer.from(writer.buffer.subarray(start, writer.position)));
+  pairCacheSize += 1;
 }
 
 function keyValues(writer: ProtoWriter, field: number, attributes: Attributes | Record<string, unknown>): void {
