@@ -299,12 +299,17 @@ Object.assign(plugin, {
 
 /**
  * The fastify plugin. Register it first, before your routes and auth hooks. Use the telemetry logger as fastify's
- * logger (`loggerInstance`) with `disableRequestLogging: true`: this plugin writes the one request line.
+ * logger (`loggerInstance`) with fastify's own request lines off (`logController: new LogController({
+ * disableRequestLogging: true })`; on a fastify without `LogController`, `disableRequestLogging: true`): this
+ * plugin writes the one request line.
  * @throws TelemetryError `GANTRY_TELEMETRY_INVALID_OPTION` (through `register`) on bad options or when no
  * telemetry is running.
  * @example
  * const telemetry = initTelemetry(telemetryOptionsFromEnv());
- * const app = Fastify({ loggerInstance: telemetry.logger, disableRequestLogging: true });
+ * const app = Fastify({
+ *   loggerInstance: telemetry.logger,
+ *   logController: new LogController({ disableRequestLogging: true }),
+ * });
  * await app.register(fastifyTelemetry, { telemetry, userId: (request) => request.headers['x-user'] as string });
  */
 export const fastifyTelemetry: FastifyPluginCallback<FastifyTelemetryOptions> = plugin;

@@ -1,6 +1,6 @@
 // The fastify plugin through the ./testing kit, the way a service team would test their own app.
 import { context, propagation } from '@opentelemetry/api';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fastifyTelemetry } from '../src/fastify.ts';
 import { createTestTelemetry, type TestTelemetry } from '../src/testing.ts';
@@ -13,7 +13,10 @@ afterEach(async () => {
 
 async function appWith(options: Parameters<typeof createTestTelemetry>[0] = {}, pluginOptions: object = {}) {
   t = createTestTelemetry(options);
-  const app = Fastify({ loggerInstance: t.telemetry.logger, disableRequestLogging: true });
+  const app = Fastify({
+    loggerInstance: t.telemetry.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   await app.register(fastifyTelemetry, { telemetry: t.telemetry, ...pluginOptions });
   return app;
 }

@@ -1,7 +1,7 @@
 // The plugin's server spans (made by ServerSpanStarter, not the SDK Tracer) over real HTTP: trace context in and out,
 // the sampler's decision kept, OTel HTTP attributes on the exported span, logs and metric exemplars correlated.
 import { context, propagation } from '@opentelemetry/api';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,7 +41,10 @@ async function startApp(options: TelemetryOptions = {}) {
     metrics: { registry: new Registry(), processMetrics: false },
     ...options,
   });
-  const server = Fastify({ loggerInstance: telemetry.logger, disableRequestLogging: true });
+  const server = Fastify({
+    loggerInstance: telemetry.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   app = server;
   await server.register(fastifyTelemetry, { telemetry });
   server.get('/downstream/:id', async (request) => {

@@ -2,7 +2,7 @@
 // `user.id`, set by telemetry's fastify plugin; flags reads them to evaluate per-tenant and per-user constraints
 // without the handler passing a context. Telemetry resolves the user late (authentication runs after its hook),
 // so a flag evaluated before authentication must not hide the user from evaluations after it.
-import Fastify, { type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFlags } from '@gantry/flags';
@@ -41,7 +41,10 @@ describe("flags read telemetry's request context", () => {
       bootstrap: BOOTSTRAP,
     });
     await flags.ready({ timeoutMs: 5_000 });
-    const app = Fastify({ loggerInstance: telemetry.telemetry.logger, disableRequestLogging: true });
+    const app = Fastify({
+      loggerInstance: telemetry.telemetry.logger,
+      logController: new LogController({ disableRequestLogging: true }),
+    });
     await app.register(fastifyTelemetry, {
       telemetry: telemetry.telemetry,
       userId: (request) => (request as AuthenticatedRequest).user?.id,
