@@ -333,7 +333,7 @@ try {
       },
       {
         target: 'gate p99 below a Prometheus query p99',
-        measured: `${(peerP99 / agentP99).toFixed(1)}× faster`,
+        measured: `${(agentP99 / peerP99).toFixed(2)}× the query's p99 (${agentP99.toFixed(2)} vs ${peerP99.toFixed(2)} ms)`,
         met: agentP99 < peerP99,
       },
     ],
