@@ -5,7 +5,7 @@
 // On a shared machine whole rounds run fast or slow together (bare fastify itself moved by ±15% between rounds
 // here), so each variant is compared with bare and the usual stack of the same round, and the median of those
 // per-round ratios counts; the spread is printed beside it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -44,7 +44,27 @@ interface SinkStats {
   bytes: number;
   spans: number;
 }
-const sinkProcess = spawn(process.execPath, [join(import.meta.dirname, 'telemetry-sink.ts')], {
+// CPU pinning: the server under test gets the last CPU to itself; this process (autocannon) and the sink share the
+// others. Unpinned, the scheduler moved all three across both cores and the load generator's bursts landed on the
+// server's core, round by round.
+const cpuCount = availableParallelism();
+const pinning = cpuPinning();
+function cpuPinning(): { server: string[]; rest: string[] } | undefined {
+  const count = cpuCount;
+  if (count < 2 || process.platform !== 'linux') return undefined;
+  if (spawnSync('taskset', ['-p', '-c', `0-${count - 2}`, String(process.pid)], { stdio: 'ignore' }).status !== 0) {
+    return undefined;
+  }
+  return { server: ['taskset', '-c', String(count - 1)], rest: ['taskset', '-c', `0-${count - 2}`] };
+}
+function pinned(which: 'server' | 'rest', script: string, args: string[]): [string, string[]] {
+  const prefix = pinning?.[which];
+  return prefix === undefined
+    ? [process.execPath, [script, ...args]]
+    : [prefix[0]!, [...prefix.slice(1), process.execPath, script, ...args]];
+}
+
+const sinkProcess = spawn(...pinned('rest', join(import.meta.dirname, 'telemetry-sink.ts'), []), {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const sinkPort = await new Promise<number>((resolve, reject) => {
@@ -64,7 +84,7 @@ async function sinkStats(): Promise<SinkStats> {
 }
 
 async function startServer(variant: VariantId): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'telemetry-server.ts'), variant, sinkUrl], {
+  const child = spawn(...pinned('server', join(import.meta.dirname, 'telemetry-server.ts'), [variant, sinkUrl]), {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, OTEL_LOG_LEVEL: 'none', ...BATCH_ENV },
   });
@@ -250,7 +270,8 @@ publishReport({
   description: 'hello-world fastify under autocannon; logger lines/s to /dev/null',
   environment: {
     node: process.versions.node,
-    cpus: `${availableParallelism()}× ${cpus()[0]?.model.trim() ?? '?'}`,
+    cpus: `${cpuCount}× ${cpus()[0]?.model.trim() ?? '?'}`,
+    pinning: pinning === undefined ? 'none' : `server ${pinning.server.at(-1)}, load and sink ${pinning.rest.at(-1)}`,
     connections: CONNECTIONS,
     pipelining: PIPELINING,
     seconds: MEASURE_SECONDS,
