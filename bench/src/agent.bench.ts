@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { addScrapeTarget, createRunDirectory, freePort, startPrometheus, waitForQuery } from '@gantry/test-harness';
-import { publishReport } from './report.ts';
+import { publishReport, quantile } from './report.ts';
 
 const TOKEN = 'bench-token-0123456789abcdef';
 const PACKAGE = join(import.meta.dirname, '..', '..', 'packages', 'agent');
@@ -69,11 +69,6 @@ function call(
     request.on('error', reject);
     request.end(init.body);
   });
-}
-
-function percentile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
 /** Open-loop load: `rate` requests per second for `seconds`, latencies in ms. */
@@ -264,10 +259,12 @@ try {
   });
   const prometheusRss = prometheusPid === undefined ? Number.NaN : rssMb(prometheusPid);
 
-  const agentP50 = percentile(gate.latencies, 0.5);
-  const agentP99 = percentile(gate.latencies, 0.99);
-  const peerP50 = percentile(peer.latencies, 0.5);
-  const peerP99 = percentile(peer.latencies, 0.99);
+  const gateSorted = [...gate.latencies].sort((a, b) => a - b);
+  const peerSorted = [...peer.latencies].sort((a, b) => a - b);
+  const agentP50 = quantile(gateSorted, 0.5);
+  const agentP99 = quantile(gateSorted, 0.99);
+  const peerP50 = quantile(peerSorted, 0.5);
+  const peerP99 = quantile(peerSorted, 0.99);
   const cpuPerCycleMs = (cpuIdle * 1_000) / Math.max(1, cycles);
   publishReport({
     name: 'agent',

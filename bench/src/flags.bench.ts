@@ -25,7 +25,7 @@ import {
   type PostgresServer,
   type UnleashServer,
 } from '@gantry/test-harness';
-import { publishReport, type BenchRow } from './report.ts';
+import { median, publishReport, quantile, type BenchRow } from './report.ts';
 
 const ROLE = process.env['GANTRY_FLAGS_BENCH_ROLE'];
 const ROWS = 10_000;
@@ -180,7 +180,6 @@ async function isEnabledBench(): Promise<{
   raw.destroy();
   await flags.close();
   // On a shared CPU the fastest round is the least disturbed one: the ratios use it; the median is shown too.
-  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const best = (values: number[]): number => Math.min(...values);
   const base = best(samples.get(subjects[0]!.name)!);
   const rows = subjects.map((subject) => {
@@ -351,13 +350,8 @@ async function httpBench(): Promise<{ rows: BenchRow[]; shadowRatio: number; awa
       }
     }
     const stats = await (await fetch(`${url}/stats`)).text();
-    const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const sorted = new Map([...times].map(([name, values]) => [name, Float64Array.from(values).sort()]));
-    const quantile = (name: string, q: number): number => {
-      const values = sorted.get(name)!;
-      return values[Math.min(values.length - 1, Math.floor(q * values.length))]!;
-    };
-    const p99 = (name: string): number => quantile(name, 0.99);
+    const p99 = (name: string): number => quantile(sorted.get(name)!, 0.99);
     const round2 = (value: number): number => Math.round(value * 100) / 100;
     const rows = SCENARIOS.map((scenario) => {
       const runs = results.get(scenario.name)!;
@@ -366,7 +360,7 @@ async function httpBench(): Promise<{ rows: BenchRow[]; shadowRatio: number; awa
         route: scenario.name,
         'req/s': Math.round(median(runs.map((run) => run.requests.average))),
         responses: values.length,
-        'p50 ms': round2(quantile(scenario.name, 0.5)),
+        'p50 ms': round2(quantile(values, 0.5)),
         'p99 ms (pooled)': round2(p99(scenario.name)),
         'mean ms': round2(values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length)),
         errors: runs.reduce((sum, run) => sum + run.errors + run.non2xx, 0),

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { publishReport, type BenchRow } from './report.ts';
+import { median, publishReport, type BenchRow } from './report.ts';
 
 const ROUNDS = 5;
 const DURATION_S = 3;
@@ -95,11 +95,6 @@ function cannon(options: autocannon.Options): Promise<autocannon.Result> {
     );
   });
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-};
 
 interface Sample {
   rps: number[];

@@ -34,6 +34,19 @@ export function renderTable(rows: readonly BenchRow[]): string {
   return [line(columns), widths.map((width) => '─'.repeat(width)).join('  '), ...cells.map(line)].join('\n');
 }
 
+/** The value at quantile `q` (0–1) of values sorted ascending, by rank ⌊q·n⌋; NaN when there are none. */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** The median of the values (the upper of the two middle ones when their count is even); NaN when empty. */
+export function median(values: readonly number[]): number {
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
+}
+
 /** Prints the report and writes it to reports/bench/<name>.json at the repository root. */
 export function publishReport(report: BenchReport): void {
   const out: string[] = [`${report.name}: ${report.description}`];

@@ -5,7 +5,7 @@ import { createRunDirectory, createDatabase, startPostgres } from '@gantry/test-
 import { createRotatingPool, createVault } from '@gantry/secrets';
 import { DEFAULT_CREATION_STATEMENTS, createVaultDevServer, postgresRoleHooks } from '@gantry/secrets/testing';
 import pg from 'pg';
-import { publishReport } from './report.ts';
+import { publishReport, quantile } from './report.ts';
 
 const WORKERS = 32;
 const POOL_MAX = 10;
@@ -63,9 +63,6 @@ function merge(phases: readonly Phase[]): Phase {
   all.latencies.sort((a, b) => a - b);
   return all;
 }
-
-const quantile = (sorted: readonly number[], q: number): number =>
-  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 async function main(): Promise<void> {
   const postgres = await startPostgres({ runDirectory: createRunDirectory('bench-secrets') });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { createLogger } from '@gantry/telemetry';
-import { publishReport, type BenchRow } from './report.ts';
+import { median, publishReport, type BenchRow } from './report.ts';
 
 const VARIANTS = [
   { id: 'bare', label: 'bare fastify' },
@@ -191,11 +191,6 @@ for (let round = 0; round < ROUNDS; round += 1) {
 }
 sinkProcess.kill('SIGTERM');
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 /** Per-round ratios of a variant's capacity to a reference variant's in the same round. */
 const ratios = (variant: VariantId, reference: VariantId): number[] =>
   rounds.map((round) => round.get(variant)!.requestsPerCpuSecond / round.get(reference)!.requestsPerCpuSecond);
