@@ -15,6 +15,7 @@ export {
   DEFAULT_SAFETY_MARGIN_MS,
   DEFAULT_SHORTEN_TO_SECONDS,
   DEFAULT_WARMUP_TIMEOUT_MS,
+  DEFAULT_WARM_CONCURRENCY,
   createRotatingPool,
 } from './rotating-pool.ts';
 export type {

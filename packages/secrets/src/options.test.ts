@@ -56,6 +56,7 @@ describe('createRotatingPool options', () => {
       'Expected `pool` to be settings without `user`, `password` or `connectionString` (they come from Vault), got "user"',
     ],
     [{ vault, role: 'r', warmConnections: 0 }, 'Expected `warmConnections` to be an integer ≥ 1 or "match", got 0'],
+    [{ vault, role: 'r', warmConcurrency: 1.5 }, 'Expected `warmConcurrency` to be a finite integer ≥ 1, got 1.5'],
     [
       { vault, role: 'r', revokeMode: 'drop' },
       'Expected `revokeMode` to be one of "revoke", "shorten", "expire", got "drop"',

@@ -15,6 +15,8 @@ import { RENEW_FRACTION_RANGE, type DatabaseCredentials, type Vault } from './va
 
 /** How long new credentials may keep failing authentication (replica lag) before the rotation is abandoned. */
 export const DEFAULT_WARMUP_TIMEOUT_MS = 10_000;
+/** Connections a rotation opens at a time while warming the new pool. */
+export const DEFAULT_WARM_CONCURRENCY = 2;
 /** How long an old pool may stay busy after the switch before it is ended anyway. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 /** Time kept between the end of a rotation (warm-up, drain, revoke) and the credentials' expiry. */
@@ -47,6 +49,14 @@ export interface RotatingPoolOptions {
   readonly warmupTimeoutMs?: number;
   /** Connections opened before the switch: a number, or `'match'` (as many as the old pool has open). @default 'match' */
   readonly warmConnections?: number | 'match';
+  /**
+   * How many of those connections are opened at a time. Every new connection starts a PostgreSQL backend and
+   * authenticates (SCRAM), which costs the database far more CPU than a query; opening them a few at a time keeps a
+   * rotation from stalling the queries the old pool is still serving (and many pods rotating at once from making a
+   * connection storm). The old pool serves until the new one is warm, so a slower warm-up costs nothing.
+   * @default DEFAULT_WARM_CONCURRENCY
+   */
+  readonly warmConcurrency?: number;
   /** @default DEFAULT_DRAIN_TIMEOUT_MS */
   readonly drainTimeoutMs?: number;
   /** @default DEFAULT_SAFETY_MARGIN_MS */
@@ -81,6 +91,7 @@ export interface RotatingPoolConfig {
   readonly name: string;
   readonly warmupTimeoutMs: number;
   readonly warmConnections: number | 'match';
+  readonly warmConcurrency: number;
   readonly drainTimeoutMs: number;
   readonly safetyMarginMs: number;
   readonly rotationFraction: number;
@@ -241,6 +252,10 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
       name: optionalString('name', options.name, role),
       warmupTimeoutMs: optionalNumber('warmupTimeoutMs', options.warmupTimeoutMs, DEFAULT_WARMUP_TIMEOUT_MS),
       warmConnections: warm ?? 'match',
+      warmConcurrency: optionalNumber('warmConcurrency', options.warmConcurrency, DEFAULT_WARM_CONCURRENCY, {
+        min: 1,
+        integer: true,
+      }),
       drainTimeoutMs: optionalNumber('drainTimeoutMs', options.drainTimeoutMs, DEFAULT_DRAIN_TIMEOUT_MS),
       safetyMarginMs: optionalNumber('safetyMarginMs', options.safetyMarginMs, DEFAULT_SAFETY_MARGIN_MS),
       rotationFraction: optionalNumber('rotationFraction', options.rotationFraction, DEFAULT_ROTATION_FRACTION, {
@@ -781,45 +796,65 @@ class RotatingPoolImpl extends EventEmitter<RotatingPoolEvents> implements Rotat
     const pool = new this.#Pool({ ...this.#baseConfig, user: credentials.username, password: credentials.password });
     this.#attachListeners(pool, number);
     const deadline = this.#clock.now() + this.config.warmupTimeoutMs;
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        const client = await pool.connect();
+    // Clients stay checked out until warming ends, so that each connect() opens a new connection.
+    const held: PoolClient[] = [];
+    try {
+      for (let attempt = 0; ; attempt += 1) {
+        let client: PoolClient | undefined;
         try {
+          client = await pool.connect();
           await client.query('SELECT 1');
-        } finally {
-          client.release();
-        }
-        break;
-      } catch (error) {
-        const delay = Math.min(1_000, 50 * 2 ** attempt);
-        if (
-          AUTH_SQLSTATES.has(sqlState(error) ?? '') &&
-          this.#clock.now() + delay < deadline &&
-          this.#closing === undefined
-        ) {
-          this.#logger.debug(
-            { event: 'secrets.rotation.warmup_retry', generation: number, attempt: attempt + 1, ...errorFields(error) },
-            'New credentials not accepted yet; retrying',
+          held.push(client);
+          break;
+        } catch (error) {
+          client?.release(true);
+          const delay = Math.min(1_000, 50 * 2 ** attempt);
+          if (
+            AUTH_SQLSTATES.has(sqlState(error) ?? '') &&
+            this.#clock.now() + delay < deadline &&
+            this.#closing === undefined
+          ) {
+            this.#logger.debug(
+              {
+                event: 'secrets.rotation.warmup_retry',
+                generation: number,
+                attempt: attempt + 1,
+                ...errorFields(error),
+              },
+              'New credentials not accepted yet; retrying',
+            );
+            await realDelay(delay);
+            continue;
+          }
+          await pool.end().catch(() => undefined);
+          throw new SecretsError(
+            'GANTRY_SECRETS_CREDENTIALS_REJECTED',
+            `New credentials for role "${this.config.role}" could not connect: ${error instanceof Error ? error.message : String(error)}`,
+            { cause: error, kind: 'retryable' },
           );
-          await realDelay(delay);
-          continue;
         }
-        await pool.end().catch(() => undefined);
-        throw new SecretsError(
-          'GANTRY_SECRETS_CREDENTIALS_REJECTED',
-          `New credentials for role "${this.config.role}" could not connect: ${error instanceof Error ? error.message : String(error)}`,
-          { cause: error, kind: 'retryable' },
-        );
       }
-    }
-    const max = pool.options.max ?? 10;
-    const wanted = Math.min(
-      max,
-      this.config.warmConnections === 'match' ? (previous?.pool.totalCount ?? 1) : this.config.warmConnections,
-    );
-    if (wanted > 1) {
-      const clients = await Promise.allSettled(Array.from({ length: wanted - 1 }, () => pool.connect()));
-      for (const result of clients) if (result.status === 'fulfilled') result.value.release();
+      const max = pool.options.max ?? 10;
+      const wanted = Math.min(
+        max,
+        this.config.warmConnections === 'match' ? (previous?.pool.totalCount ?? 1) : this.config.warmConnections,
+      );
+      // A few lanes open the rest; a lane stops at its first failure (the pool opens more on demand later).
+      let opening = held.length;
+      const lane = async (): Promise<void> => {
+        while (opening < wanted && this.#closing === undefined && this.#clock.now() < deadline) {
+          opening += 1;
+          try {
+            held.push(await pool.connect());
+          } catch {
+            opening -= 1;
+            return;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.config.warmConcurrency, wanted - 1) }, lane));
+    } finally {
+      for (const client of held.splice(0)) client.release();
     }
     return pool;
   }

@@ -1,7 +1,7 @@
 // The pg.Pool surface of the rotating pool on real PostgreSQL: checked-out clients and queued waiters survive a
 // rotation, a server-terminated client cannot crash the process, leases are renewed (moving VALID UNTIL) until
 // Vault caps them, warm-up rides out replica lag, and close() drains before it revokes.
-import type pg from 'pg';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRotatingPool, createVault, isSecretsError, type RotatingPool, type Vault } from '../src/index.ts';
 import { server } from '@gantry/test-harness/vitest';
@@ -194,6 +194,44 @@ describe('rotating pool', () => {
     await pool.start();
     expect(await currentUser(pool)).toMatch(/^v-/);
     expect(events(logger.lines, 'secrets.rotation.warmup_retry').length).toBeGreaterThan(0);
+  });
+
+  it('warms as many connections as the old pool had open, at most warmConcurrency at a time, before the switch', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    class CountingPool extends pg.Pool {
+      override connect(): Promise<pg.PoolClient>;
+      override connect(callback: Parameters<pg.Pool['connect']>[0]): void;
+      override connect(callback?: Parameters<pg.Pool['connect']>[0]): Promise<pg.PoolClient> | void {
+        if (callback !== undefined) return super.connect(callback);
+        inFlight += 1;
+        peak = Math.max(peak, inFlight);
+        return super.connect().finally(() => (inFlight -= 1));
+      }
+    }
+    const { bed, pool } = await setup(undefined, { Pool: CountingPool, warmConcurrency: 2 }, 6);
+    await pool.start();
+    const clients = await Promise.all(Array.from({ length: 6 }, () => pool.connect()));
+    for (const client of clients) client.release();
+    const oldUser = await currentUser(pool);
+    peak = 0;
+    const opened = new Map<string, number>();
+    pool.on('connect', (client) => {
+      const user = (client as unknown as { user: string }).user;
+      opened.set(user, (opened.get(user) ?? 0) + 1);
+    });
+    let atSwitch = -1;
+    pool.once('rotated', ({ username }) => (atSwitch = opened.get(username) ?? 0));
+    await pool.rotate();
+    expect(atSwitch).toBe(6); // all six open before any caller moved over
+    expect(peak).toBe(2);
+    const newUser = await currentUser(pool);
+    expect(newUser).not.toBe(oldUser);
+    const { rows } = await bed.admin.query<{ n: string }>(
+      'SELECT count(*) AS n FROM pg_stat_activity WHERE usename = $1',
+      [newUser],
+    );
+    expect(Number(rows[0]!.n)).toBe(6);
   });
 
   it('fails start() with GANTRY_SECRETS_STARTUP_FAILED for an unknown role without retrying', async () => {
