@@ -12,6 +12,8 @@ export interface BenchReport {
   readonly environment?: Readonly<Record<string, string | number>>;
   readonly tables: readonly { readonly title: string; readonly rows: readonly BenchRow[] }[];
   readonly targets: readonly { readonly target: string; readonly measured: string; readonly met: boolean }[];
+  /** Lines printed between the tables and the targets: what a reader needs to interpret the figures. */
+  readonly notes?: readonly string[];
 }
 
 function formatCell(value: string | number): string {
@@ -58,6 +60,7 @@ export function publishReport(report: BenchReport): void {
     );
   }
   for (const table of report.tables) out.push('', table.title, renderTable(table.rows));
+  if (report.notes !== undefined && report.notes.length > 0) out.push('', ...report.notes);
   if (report.targets.length > 0) {
     out.push('', 'Targets');
     for (const target of report.targets) {
