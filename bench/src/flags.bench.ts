@@ -31,7 +31,7 @@ const ROLE = process.env['GANTRY_FLAGS_BENCH_ROLE'];
 const ROWS = 10_000;
 const TENANTS = 8;
 const RATE = 300;
-const HTTP_ROUNDS = 5;
+const HTTP_ROUNDS = 7;
 const HTTP_SECONDS = 7;
 
 // ── part 1: isEnabled ────────────────────────────────────────────────────────────────────────────────────────
@@ -207,7 +207,6 @@ const SCENARIOS = [
   { name: 'off (one table, no comparison)', path: 'off' },
   { name: 'shadow (background comparison)', path: 'shadow' },
   { name: 'shadow (await both, LaunchDarkly-style)', path: 'await' },
-  { name: 'shadow (background, 10% sampled)', path: 'sampled' },
 ] as const;
 
 async function serve(): Promise<void> {
@@ -237,7 +236,6 @@ async function serve(): Promise<void> {
     off: createMigrationFlag(flags, 'dual-write-bench-off', base),
     shadow: createMigrationFlag(flags, 'dual-write-bench-shadow', base),
     await: createMigrationFlag(flags, 'dual-write-bench-shadow', { ...base, shadowMode: 'await' }),
-    sampled: createMigrationFlag(flags, 'dual-write-bench-shadow', { ...base, shadowSampleRatio: 0.1 }),
   };
   const server = createServer((request, response) => {
     const [, kind, id] = (request.url ?? '').split('/');
@@ -318,6 +316,10 @@ async function httpBench(): Promise<{ rows: BenchRow[]; shadowRatio: number; awa
         method: 'GET' as const,
         path: `/${kind}/${((index * 7919) % ROWS) + 1}`,
       }));
+    // autocannon's rate limit is a per-second quota per connection: each of the 10 connections sends its share
+    // back to back at the start of every second, then pauses. The load is therefore a 10-way burst every second
+    // rather than an even stream, and the p99 is the tail of that burst — the harder case for comparisons, which
+    // must not lengthen it.
     // autocannon's own percentiles are whole milliseconds, too coarse for p99s of a few ms: every response time
     // (sub-millisecond, from its 'response' event) is kept. A hiccup of the shared machine lands in one route's
     // round, so routes are compared within each round and the median of those ratios counts.

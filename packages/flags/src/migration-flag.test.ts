@@ -206,6 +206,85 @@ describe('createMigrationFlag reads', () => {
     expect(migration.stats.consistent).toBe(1);
   });
 
+  it('holds a background comparison while another request is reading, up to shadowMaxDelayMs', async () => {
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    const order: string[] = [];
+    let releaseSecond: () => void = () => undefined;
+    const migration = createMigrationFlag(flags, KEY, {
+      ...stores().options,
+      registry: new Registry(),
+      shadowMaxDelayMs: 200,
+      readOld: (id) =>
+        id === 2
+          ? new Promise<string>((resolve) => {
+              releaseSecond = () => {
+                order.push('second request read');
+                resolve('two');
+              };
+            })
+          : Promise.resolve('one'),
+      readNew: async (id) => {
+        order.push(`comparison ${String(id)}`);
+        return id === 1 ? 'one' : 'two';
+      },
+    });
+    await migration.read({}, 1); // its comparison is queued
+    const second = migration.read({}, 2); // another request's authoritative read is now in flight
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(order).toEqual([]); // the comparison waits for the gap
+    releaseSecond();
+    await second;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(order).toEqual(['second request read', 'comparison 1', 'comparison 2']);
+    await migration.settled();
+    expect(migration.stats.consistent).toBe(2);
+
+    // A server that is never idle still compares, at the deadline.
+    const busy = migration.read({}, 2); // stays in flight
+    await migration.read({}, 1);
+    const started = performance.now();
+    while (!order.includes('comparison 1', 3) && performance.now() - started < 1_000) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(performance.now() - started).toBeGreaterThanOrEqual(150);
+    expect(order.lastIndexOf('comparison 1')).toBeGreaterThan(2);
+    releaseSecond();
+    await busy;
+    await migration.settled();
+    expect(migration.stats.consistent).toBe(4);
+  });
+
+  it('queues comparisons beyond maxConcurrentShadowReads instead of dropping them, up to maxQueuedShadowReads', async () => {
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    let running = 0;
+    let peak = 0;
+    const migration = createMigrationFlag(flags, KEY, {
+      ...stores().options,
+      registry: new Registry(),
+      maxConcurrentShadowReads: 2,
+      maxQueuedShadowReads: 6,
+      readOld: async (id) => `v${String(id)}`,
+      readNew: async (id) => {
+        running += 1;
+        peak = Math.max(peak, running);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        running -= 1;
+        return `v${String(id)}`;
+      },
+    });
+    for (let id = 1; id <= 8; id += 1) await migration.read({}, id);
+    await migration.settled();
+    expect(migration.stats).toMatchObject({ consistent: 6, skipped: 2 });
+    expect(peak).toBe(2);
+  });
+
+  it('rejects a negative shadowMaxDelayMs', () => {
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    expect(() => createMigrationFlag(flags, KEY, { ...stores().options, shadowMaxDelayMs: -1 })).toThrow(
+      'Expected `shadowMaxDelayMs` to be a finite number ≥ 0, got -1',
+    );
+  });
+
   it('waits for both sides in await mode and rejects with the authoritative error only', async () => {
     const { options } = stores();
     const flags = createTestFlags({ [KEY]: 'live' });
@@ -227,22 +306,20 @@ describe('createMigrationFlag reads', () => {
     await expect(broken.read({}, 1)).rejects.toThrow('new side broken');
   });
 
-  it('skips comparison reads over the concurrency cap and counts them', async () => {
+  it('skips comparison reads over the queue cap and counts them', async () => {
     const { options } = stores();
-    const pending: (() => void)[] = [];
     const flags = createTestFlags({ [KEY]: 'shadow' });
     const registry = new Registry();
     const migration = createMigrationFlag(flags, KEY, {
       ...options,
       registry,
-      maxConcurrentShadowReads: 2,
+      maxQueuedShadowReads: 2,
       readOld: async () => 'v',
-      readNew: () => new Promise<string>((resolve) => pending.push(() => resolve('v'))),
+      readNew: async () => 'v',
     });
+    // Five reads in one turn: the queue takes two, the other three are not compared.
     for (let index = 0; index < 5; index += 1) await migration.read({}, index);
     expect(migration.stats.skipped).toBe(3);
-    await new Promise((resolve) => setImmediate(resolve));
-    for (const release of pending) release();
     await migration.settled();
     expect(migration.stats.consistent).toBe(2);
     const metrics = await registry.getSingleMetricAsString('gantry_flags_migration_operations_total');

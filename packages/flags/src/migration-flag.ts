@@ -3,6 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Check, CheckResult, ShutdownHook } from '@gantry/health';
 import type { FlagContext } from './context.ts';
 import { describe } from './definitions.ts';
+import { idleScheduler } from './idle-scheduler.ts';
 import { FlagsError } from './errors.ts';
 import type { Flags, FlagVariant } from './flags.ts';
 import { errorMessage, SILENT_LOGGER, type FlagsLogger } from './logger.ts';
@@ -134,10 +135,19 @@ export interface MigrationFlagOptions<RI, R, WI, W> {
   readonly shadowMode?: 'background' | 'await';
   /** Share of reads in `shadow`/`live` that also read the other side. @default 1 */
   readonly shadowSampleRatio?: number;
-  /** Background comparison reads in flight at most; more are skipped and counted. Keep it well below the connection pool size, so comparisons never starve requests of connections. @default 4 */
+  /** Background comparison reads running at once at most; the rest wait in a queue. Keep it well below the connection pool size, so comparisons never starve requests of connections. @default 4 */
   readonly maxConcurrentShadowReads?: number;
+  /** Comparisons waiting to run at most (each holds a copy of its read's value); reads beyond it are not compared, and counted as skipped. @default 1_000 */
+  readonly maxQueuedShadowReads?: number;
   /** @default 5_000 */
   readonly shadowTimeoutMs?: number;
+  /**
+   * A background comparison read waits until no authoritative read or write (of any migration flag in the process)
+   * is in flight, so that it runs in the gaps between requests instead of beside them — on a server that is never
+   * idle, this long at the latest. Long enough to outlast a burst of requests; comparisons feed a guardrail window
+   * of a minute, so the delay costs nothing there. @default 500
+   */
+  readonly shadowMaxDelayMs?: number;
   /** What to do when the second write fails: ignore it, log it, or hand it to a callback (retry/outbox). @default 'log' */
   readonly onNonAuthoritativeWriteFailure?:
     'ignore' | 'log' | ((failure: MigrationWriteFailure<WI>) => void | Promise<void>);
@@ -200,6 +210,10 @@ export const DEFAULT_GUARDRAIL_WINDOW_MS = 60_000;
 export const DEFAULT_MAX_CONCURRENT_SHADOW_READS = 4;
 /** Default timeout of a background comparison read. */
 export const DEFAULT_SHADOW_TIMEOUT_MS = 5_000;
+/** Default cap of background comparison reads waiting to run. */
+export const DEFAULT_MAX_QUEUED_SHADOW_READS = 1_000;
+/** Default longest wait of a background comparison read for a moment without foreground calls. */
+export const DEFAULT_SHADOW_MAX_DELAY_MS = 500;
 /** Default lifetime of a stage pinned to a context object. */
 export const DEFAULT_PIN_TTL_MS = 30_000;
 
@@ -256,6 +270,14 @@ function positive(name: string, value: unknown, fallback: number, integer = fals
   return value;
 }
 
+function nonNegative(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalid(`Expected \`${name}\` to be a finite number ≥ 0, got ${describe(value)}`);
+  }
+  return value;
+}
+
 class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, WI, W> {
   readonly key: string;
   readonly #flags: Flags<N>;
@@ -269,7 +291,9 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
   readonly #shadowMode: 'background' | 'await';
   readonly #sampleRatio: number;
   readonly #maxShadow: number;
+  readonly #maxQueued: number;
   readonly #shadowTimeoutMs: number;
+  readonly #shadowMaxDelayMs: number;
   readonly #defaultStage: MigrationStage;
   readonly #allowSkips: boolean;
   readonly #pinTtlMs: number;
@@ -277,7 +301,10 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
   readonly #maxDiffLogs: number;
   readonly #pins = new WeakMap<object, { stage: MigrationStage; until: number }>();
   readonly #stages = new Map<string, MigrationStage>();
-  readonly #inFlight = new Set<Promise<void>>();
+  /** Comparisons waiting for an idle moment, oldest first. */
+  readonly #pending: (() => Promise<void>)[] = [];
+  readonly #running = new Set<Promise<void>>();
+  #pumpScheduled = false;
   readonly #window: WindowBucket[] = [];
   readonly #rateLimits = new Map<string, number>();
   #diffLogs = { minute: 0, count: 0 };
@@ -338,6 +365,13 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       true,
     );
     this.#shadowTimeoutMs = positive('shadowTimeoutMs', options.shadowTimeoutMs, DEFAULT_SHADOW_TIMEOUT_MS);
+    this.#maxQueued = positive(
+      'maxQueuedShadowReads',
+      options.maxQueuedShadowReads,
+      DEFAULT_MAX_QUEUED_SHADOW_READS,
+      true,
+    );
+    this.#shadowMaxDelayMs = nonNegative('shadowMaxDelayMs', options.shadowMaxDelayMs, DEFAULT_SHADOW_MAX_DELAY_MS);
     this.#defaultStage = options.defaultStage ?? 'off';
     this.#allowSkips = options.allowStageSkips ?? false;
     this.#pinTtlMs = positive('pinTtlMs', options.pinTtlMs, DEFAULT_PIN_TTL_MS);
@@ -451,8 +485,10 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     fn: (input: I, call: MigrationCall<W>) => Promise<O>,
     input: I,
     call: MigrationCall<W>,
+    foreground = true,
   ): Promise<O> {
     const started = performance.now();
+    if (foreground) idleScheduler.enter();
     try {
       const result = await fn(input, call);
       this.#record(operation, stage, origin, 'success', started);
@@ -460,6 +496,8 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     } catch (error) {
       this.#record(operation, stage, origin, 'error', started);
       throw error;
+    } finally {
+      if (foreground) idleScheduler.leave();
     }
   }
 
@@ -526,17 +564,37 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       input,
       call(plan.authoritative, NEVER_ABORTED),
     );
-    if (this.#inFlight.size >= this.#maxShadow) {
+    if (this.#pending.length >= this.#maxQueued) {
       this.#skip(stage, other);
       return value;
     }
     // The caller gets `value` now and may change it before the comparison runs: compare a copy.
     const snapshot = this.#snapshot(value, stage);
-    const task = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.#shadowRead(stage, plan.authoritative, other, input, snapshot, context))
-      .finally(() => this.#inFlight.delete(task));
-    this.#inFlight.add(task);
+    this.#pending.push(() => this.#shadowRead(stage, plan.authoritative, other, input, snapshot, context));
+    this.#schedulePump();
     return value;
+  }
+
+  /** Asks for the next idle moment (or the deadline) to start queued comparisons. */
+  #schedulePump(): void {
+    if (this.#pumpScheduled || this.#pending.length === 0 || this.#running.size >= this.#maxShadow) return;
+    this.#pumpScheduled = true;
+    idleScheduler.schedule(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    }, this.#shadowMaxDelayMs);
+  }
+
+  /** Starts queued comparisons up to the cap; each one that ends asks for the next idle moment. */
+  #pump(): void {
+    while (this.#pending.length > 0 && this.#running.size < this.#maxShadow) {
+      const start = this.#pending.shift()!;
+      const task: Promise<void> = start().finally(() => {
+        this.#running.delete(task);
+        this.#schedulePump();
+      });
+      this.#running.add(task);
+    }
   }
 
   async #shadowRead(
@@ -559,12 +617,15 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     });
     try {
       const result = await Promise.race([
-        this.#invoke('read', stage, other, this.#reader(other), input, {
+        this.#invoke(
+          'read',
           stage,
-          origin: other,
-          context,
-          signal: controller.signal,
-        }),
+          other,
+          this.#reader(other),
+          input,
+          { stage, origin: other, context, signal: controller.signal },
+          false,
+        ),
         timeout,
       ]);
       this.#check(stage, authoritative, value, result, context);
@@ -840,7 +901,10 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
   }
 
   async settled(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    while (this.#pending.length > 0 || this.#running.size > 0) {
+      this.#pump(); // comparisons still waiting for an idle moment start now
+      await Promise.allSettled([...this.#running]);
+    }
   }
 
   shutdownHook(options: { readonly timeoutMs?: number } = {}): ShutdownHook {
