@@ -278,6 +278,40 @@ describe('createMigrationFlag reads', () => {
     expect(peak).toBe(2);
   });
 
+  it('works through its queue on a server that is never idle, one deadline for the overdue, not one each', async () => {
+    const flags = createTestFlags({ [KEY]: 'shadow' });
+    let releaseBusy: () => void = () => undefined;
+    let compared = 0;
+    const migration = createMigrationFlag(flags, KEY, {
+      ...stores().options,
+      registry: new Registry(),
+      shadowMaxDelayMs: 40,
+      maxConcurrentShadowReads: 1,
+      readOld: (id) =>
+        id === 0
+          ? new Promise<string>((resolve) => {
+              releaseBusy = () => resolve('zero');
+            })
+          : Promise.resolve(`v${String(id)}`),
+      readNew: async (id) => {
+        compared += 1;
+        return id === 0 ? 'zero' : `v${String(id)}`;
+      },
+    });
+    const busy = migration.read({}, 0); // in flight throughout: the process is never idle
+    for (let id = 1; id <= 5; id += 1) await migration.read({}, id);
+    const started = performance.now();
+    while (compared < 5 && performance.now() - started < 1_000) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(compared).toBe(5);
+    expect(performance.now() - started).toBeLessThan(150); // not 5 × 40 ms
+    releaseBusy();
+    await busy;
+    await migration.settled();
+    expect(migration.stats.consistent).toBe(6);
+  });
+
   it('rejects a negative shadowMaxDelayMs', () => {
     const flags = createTestFlags({ [KEY]: 'shadow' });
     expect(() => createMigrationFlag(flags, KEY, { ...stores().options, shadowMaxDelayMs: -1 })).toThrow(

@@ -302,7 +302,7 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
   readonly #pins = new WeakMap<object, { stage: MigrationStage; until: number }>();
   readonly #stages = new Map<string, MigrationStage>();
   /** Comparisons waiting for an idle moment, oldest first. */
-  readonly #pending: (() => Promise<void>)[] = [];
+  readonly #pending: { readonly start: () => Promise<void>; readonly queuedAt: number }[] = [];
   readonly #running = new Set<Promise<void>>();
   #pumpScheduled = false;
   readonly #window: WindowBucket[] = [];
@@ -570,7 +570,10 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     }
     // The caller gets `value` now and may change it before the comparison runs: compare a copy.
     const snapshot = this.#snapshot(value, stage);
-    this.#pending.push(() => this.#shadowRead(stage, plan.authoritative, other, input, snapshot, context));
+    this.#pending.push({
+      start: () => this.#shadowRead(stage, plan.authoritative, other, input, snapshot, context),
+      queuedAt: performance.now(),
+    });
     this.#schedulePump();
     return value;
   }
@@ -585,13 +588,18 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     }, this.#shadowMaxDelayMs);
   }
 
-  /** Starts queued comparisons up to the cap; each one that ends asks for the next idle moment. */
+  /**
+   * Starts queued comparisons up to the cap. Each one that ends starts the next at once when that one is overdue
+   * (a server that is never idle still works through its queue), else asks for the next idle moment.
+   */
   #pump(): void {
     while (this.#pending.length > 0 && this.#running.size < this.#maxShadow) {
-      const start = this.#pending.shift()!;
+      const { start } = this.#pending.shift()!;
       const task: Promise<void> = start().finally(() => {
         this.#running.delete(task);
-        this.#schedulePump();
+        const next = this.#pending[0];
+        if (next !== undefined && performance.now() - next.queuedAt >= this.#shadowMaxDelayMs) this.#pump();
+        else this.#schedulePump();
       });
       this.#running.add(task);
     }
