@@ -13,6 +13,18 @@ const POM = join(REPOSITORY_ROOT, 'test', 'harness', 'kafka', 'pom.xml');
 const LOG4J = join(REPOSITORY_ROOT, 'test', 'harness', 'kafka', 'log4j.properties');
 
 /** What a test needs to reach the harness's Kafka broker. */
+/**
+ * A random KRaft cluster id: 16 bytes in base64url, like Kafka's own. One in 64 of those starts with "-", which the
+ * storage tool's argument parser takes for an option ("argument --cluster-id: expected one argument"); Kafka's
+ * Uuid.randomUuid() draws again in that case, and so does this.
+ */
+export function kafkaClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 export interface KafkaInfo {
   /** `host:port` bootstrap addresses for kafkajs. */
   readonly brokers: readonly string[];
@@ -156,7 +168,7 @@ export async function startKafka(options: StartKafkaOptions): Promise<KafkaServe
     '-Djava.awt.headless=true',
     `-Dlog4j.configuration=file:${LOG4J}`,
   ];
-  const clusterId = randomBytes(16).toString('base64url');
+  const clusterId = kafkaClusterId();
   try {
     execFileSync(
       'java',
