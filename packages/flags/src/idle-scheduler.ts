@@ -63,43 +63,26 @@ export class IdleScheduler {
     });
   }
 
+  /** Starts the tasks that may run now — all when idle, else the overdue ones — and re-arms the deadline timer. */
   #drain(): void {
-    if (this.#busy === 0) {
-      this.#start(this.#queue.splice(0));
-      return;
-    }
-    // Still busy: only the overdue ones run now; leave() or the timer brings the rest.
     const now = this.#now() + 1; // timers round to whole milliseconds
-    const due = this.#queue.filter((task) => task.deadline <= now);
-    if (due.length === 0) return;
-    for (const task of due) this.#queue.splice(this.#queue.indexOf(task), 1);
-    this.#start(due);
-  }
-
-  #start(tasks: readonly Task[]): void {
-    for (const task of tasks) task.run();
-    if (this.#queue.length === 0) {
-      if (this.#timer !== undefined) clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#timerAt = Number.POSITIVE_INFINITY;
-    } else {
-      this.#armTimer(Math.min(...this.#queue.map((task) => task.deadline)));
-    }
+    const idle = this.#busy === 0;
+    const waiting: Task[] = [];
+    const ready: Task[] = [];
+    for (const task of this.#queue.splice(0)) (idle || task.deadline <= now ? ready : waiting).push(task);
+    this.#queue.push(...waiting);
+    for (const task of ready) task.run();
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    if (this.#queue.length > 0) this.#armTimer(Math.min(...this.#queue.map((task) => task.deadline)));
   }
 
   #armTimer(at: number): void {
     if (this.#timer !== undefined && this.#timerAt <= at) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        this.#timerAt = Number.POSITIVE_INFINITY;
-        this.#drain();
-        if (this.#queue.length > 0) this.#armTimer(Math.min(...this.#queue.map((task) => task.deadline)));
-      },
-      Math.max(0, at - this.#now()),
-    );
+    this.#timer = setTimeout(() => this.#drain(), Math.max(0, at - this.#now()));
     this.#timer.unref();
   }
 }
