@@ -7,6 +7,7 @@ import { AGENT_VERSION, createAgent } from './agent.ts';
 import { AgentError, isAgentError } from './errors.ts';
 import { podIdentityFromEnvironment } from './identity.ts';
 import { createJsonLogger, type LogLevel } from './logger.ts';
+import { routeProcessWarnings } from './warnings.ts';
 import { agentOptionsFromEnv, mergeOptions, resolveAgentConfig, type AgentOptions } from './options.ts';
 import { Counter, Gauge, Registry } from './prom.ts';
 
@@ -302,6 +303,7 @@ export async function main(
     throw error;
   }
   const logger = createJsonLogger({ level: parsed.logLevel as LogLevel });
+  const restoreWarnings = routeProcessWarnings(logger);
   const registry = new Registry();
   registerProcessMetrics(registry);
   const agent = createAgent({ ...(parsed.options as AgentOptions), logger, registry });
@@ -339,7 +341,10 @@ export async function main(
     stopSignal = signal;
     logger.info({ event: 'agent.signal', signal }, `received ${signal}, stopping`);
     removeHandlers();
-    void agent.close().then(() => resolveStopped(0));
+    void agent.close().then(() => {
+      restoreWarnings();
+      resolveStopped(0);
+    });
   };
   process.on('SIGTERM', onSigterm);
   process.on('SIGINT', onSigint);
@@ -352,6 +357,7 @@ export async function main(
     removeHandlers();
     io.stderr(`gantry-agent: ${error instanceof Error ? error.message : String(error)}\n`);
     await agent.close();
+    restoreWarnings();
     return 1;
   }
   return stopped;
