@@ -417,7 +417,11 @@ async function httpBench(): Promise<{
           runs.get(scenario.name)!.push(await load(scenario.path, HTTP_SECONDS, roundTimes));
           times.get(scenario.name)!.push(Float64Array.from(roundTimes).sort());
         }
-        process.stdout.write(`  ${label} round ${round + 1}/${rounds}\n`);
+        // Each route's p99 in this round, so a round the machine disturbed shows in the log.
+        const roundP99s = scenarios.map(
+          (scenario) => `${scenario.path} ${quantile(times.get(scenario.name)!.at(-1)!, 0.99).toFixed(2)}`,
+        );
+        process.stdout.write(`  ${label} round ${round + 1}/${rounds}: p99 ms ${roundP99s.join(', ')}\n`);
       }
       const p99s = (name: string): number[] => times.get(name)!.map((sorted) => quantile(sorted, 0.99));
       const offP99s = p99s(scenarios[0]!.name);
