@@ -24,11 +24,8 @@ export function routeProcessWarnings(logger: Logger): () => void {
   const previous = process.listeners('warning');
   for (const listener of previous) process.off('warning', listener);
   const onWarning = (warning: Error): void => {
-    const fields = {
-      event: 'process.warning',
-      name: warning.name,
-      ...((warning as { code?: unknown }).code === undefined ? {} : { code: (warning as { code?: unknown }).code }),
-    };
+    const code = (warning as { code?: unknown }).code;
+    const fields = { event: 'process.warning', name: warning.name, ...(code === undefined ? {} : { code }) };
     if (isKnownHarmless(warning)) logger.debug(fields, warning.message);
     else logger.warn(fields, warning.message);
   };
