@@ -578,14 +578,22 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     return value;
   }
 
-  /** Asks for the next idle moment (or the deadline) to start queued comparisons. */
+  /**
+   * Asks for the next idle moment (or the oldest queued comparison's deadline: `shadowMaxDelayMs` after its read, not
+   * after now) to start queued comparisons.
+   */
   #schedulePump(): void {
-    if (this.#pumpScheduled || this.#pending.length === 0 || this.#running.size >= this.#maxShadow) return;
+    const oldest = this.#pending[0];
+    if (this.#pumpScheduled || oldest === undefined || this.#running.size >= this.#maxShadow) return;
     this.#pumpScheduled = true;
-    idleScheduler.schedule(() => {
-      this.#pumpScheduled = false;
-      this.#pump();
-    }, this.#shadowMaxDelayMs);
+    const waited = performance.now() - oldest.queuedAt;
+    idleScheduler.schedule(
+      () => {
+        this.#pumpScheduled = false;
+        this.#pump();
+      },
+      Math.max(0, this.#shadowMaxDelayMs - waited),
+    );
   }
 
   /**
