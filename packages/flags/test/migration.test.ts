@@ -70,9 +70,14 @@ async function moveTo(stage: string): Promise<void> {
   await waitFor(`variant ${stage}`, () => flags.variant(toggle, {}).name === stage);
 }
 
-/** Sequential + index scans per table, as PostgreSQL counted them. */
+/**
+ * Sequential + index scans per table, as PostgreSQL counted them. A backend publishes its counts when it goes idle,
+ * at most once a second unless forced: both backends are forced, the application's and this one's (whose rowsIn()
+ * scans would otherwise land, a second later, inside the next window — as they did on a slow CI run).
+ */
 async function scans(): Promise<Record<string, number>> {
   await pool.query('SELECT pg_stat_force_next_flush()');
+  await statsPool.query('SELECT pg_stat_force_next_flush()');
   const { rows } = await statsPool.query<{ relname: string; scans: string }>(
     `SELECT relname, (coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::text AS scans
        FROM pg_stat_user_tables WHERE relname IN ('orders_old', 'orders_new')`,
