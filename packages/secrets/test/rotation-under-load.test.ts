@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRotatingPool, createVault, type Vault } from '../src/index.ts';
 import { captureLogger, createTestBed, delay, events, liveRoles, runLoad, until, type TestBed } from './helpers.ts';
 
-const LEASE_SECONDS = 3;
+// 5 s leases rotated 3.3 s before expiry: a rotation every ~1.7 s, and from its start to the drain cap (expiry minus
+// the safety margin) 3 s for fetching credentials, warming the new pool (≤ 1 s) and draining the old one (≤ 1.5 s).
+const LEASE_SECONDS = 5;
 
 describe('rotation under load', () => {
   let bed: TestBed;
@@ -34,10 +36,9 @@ describe('rotation under load', () => {
       vault,
       role: 'app',
       pool: { ...bed.pgSettings, max: 20, connectionTimeoutMillis: 5_000 },
-      rotationLeadMs: 2_000,
+      rotationLeadMs: 3_300,
       // A 2 ms query holds its client for well under 100 ms, but on a 2-core CI machine running other test files
-      // a worker can be starved for several hundred; the drain deadline is still capped by the lease's expiry
-      // minus the safety margin, so the old lease is revoked before Vault would expire it.
+      // a worker can be starved for several hundred (CI once saw one past a 600 ms deadline).
       drainTimeoutMs: 1_500,
       warmupTimeoutMs: 1_000,
       safetyMarginMs: 300,
@@ -45,7 +46,7 @@ describe('rotation under load', () => {
       logger,
     });
     await pool.start();
-    // 32 s at least; longer (up to 55 s) only if a contended machine made rotations slow.
+    // 32 s at least and 21 rotations (≈ 36 s); longer (up to 55 s) only if a contended machine made rotations slow.
     const started = Date.now();
     const stop = until(
       () => (Date.now() - started >= 32_000 && pool.state().generation > 21) || Date.now() - started >= 55_000,
