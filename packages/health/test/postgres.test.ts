@@ -90,7 +90,8 @@ describe('PostgreSQL check (shared server)', () => {
         pool: checked,
         name: 'slow-query',
         query: `SELECT pg_sleep(30) /* ${MARKER} */`,
-        timeoutMs: 500,
+        // Long enough for the polling below to see the sleep on a busy machine, far below the 30 s it would take.
+        timeoutMs: 3_000,
       }),
       { intervalMs: 60_000 },
     );
@@ -120,7 +121,7 @@ describe('PostgreSQL check (shared server)', () => {
         ),
     );
     expect(String(report.checks.find((check) => check.name === 'slow-query')?.data?.['reason'])).toMatch(
-      /timed out after 500 ms|statement timeout/,
+      /timed out after 3000 ms|statement timeout/,
     );
     // The server cancelled it: no backend is still sleeping, long before the 30 s are up.
     await until(
@@ -140,6 +141,13 @@ describe('PostgreSQL check (shared server)', () => {
     const marker = `${MARKER}-control`;
     const query = raw.query(`SELECT pg_sleep(30) /* ${marker} */`).catch(() => undefined);
     await Promise.race([query, sleep(500)]);
+    // The caller gave up after 500 ms; the server keeps sleeping (seen within 10 s even on a busy machine).
+    await until(
+      'the abandoned sleep to show',
+      () => activeSleeps(admin, marker),
+      (count) => count === 1,
+      10_000,
+    );
     await sleep(1_000);
     expect(await activeSleeps(admin, marker)).toBe(1);
     await admin.query(
