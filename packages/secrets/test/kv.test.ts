@@ -18,7 +18,7 @@ async function setup(refreshIntervalMs = 60_000) {
   const vault = createVault({
     endpoint: server.address,
     auth: { method: 'token', token: server.rootToken },
-    requestTimeoutMs: 300,
+    requestTimeoutMs: 2_000,
     retryInitialDelayMs: 1_000,
     retryMaxDelayMs: 4_000,
     clock,

@@ -33,7 +33,8 @@ function client(server: VaultDevServer, options: Partial<Parameters<typeof creat
   const vault = createVault({
     endpoint: server.address,
     auth: { method: 'token', token: server.rootToken },
-    requestTimeoutMs: 300,
+    // Generous: a loaded machine must not turn an ordinary request into a timeout (the hung case sets its own).
+    requestTimeoutMs: 2_000,
     registry: null,
     ...options,
   });
@@ -198,7 +199,10 @@ describe('error classification', () => {
     it(`classifies ${name}`, async () => {
       const server = await devServer();
       const token = server.createToken({ tokenTtlSeconds: 600 }).token;
-      const vault = client(server, { auth: { method: 'token', token } });
+      const vault = client(server, {
+        auth: { method: 'token', token },
+        ...(name === 'hung' && { requestTimeoutMs: 300 }),
+      });
       await vault.start();
       arrange(server);
       const error = await failure(vault.databaseCredentials({ role: 'app' }));
