@@ -84,8 +84,10 @@ async function runLoad(podPort: number, otherPort: number, sigterm: () => void):
   const poller = (async () => {
     while (!stop) {
       try {
+        // A probe slower than 300 ms counts as not ready, as a kubelet with a short timeoutSeconds would see it:
+        // the balancer then stops new connections well within the pod's 1 s delay even on a busy machine.
         const response = await fetch(`http://127.0.0.1:${podPort}/q/health/ready`, {
-          signal: AbortSignal.timeout(1_000),
+          signal: AbortSignal.timeout(300),
         });
         await response.arrayBuffer();
         if (response.status !== 200) podReady = false;
