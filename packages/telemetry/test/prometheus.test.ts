@@ -15,6 +15,7 @@ import { initTelemetry, type Telemetry } from '../src/telemetry.ts';
 
 const PACKAGE = join(import.meta.dirname, '..');
 const SERVICE = `prom-test-${process.pid}`;
+const COUNT = `http_server_request_duration_seconds_count{service="${SERVICE}", http_route="/work/:id"}`;
 const REQUESTS_PER_SECOND = 10;
 const TRAFFIC_SECONDS = 9;
 
@@ -65,8 +66,7 @@ beforeAll(async () => {
   await Promise.all(responses);
   trafficEnd = Date.now() / 1000;
   // Scraped every second: wait for the scrape that has every request (a busy machine may skip a few).
-  const count = `http_server_request_duration_seconds_count{service="${SERVICE}", http_route="/work/:id"}`;
-  await waitForQuery(prometheus, `sum(max_over_time(${count}[5m]))`, (samples) => samples[0]?.value === sent, 30_000);
+  await waitForQuery(prometheus, `sum(max_over_time(${COUNT}[5m]))`, (samples) => samples[0]?.value === sent, 30_000);
 }, 120_000);
 
 afterAll(async () => {
@@ -78,8 +78,7 @@ afterAll(async () => {
 describe('Prometheus scraping /q/metrics', () => {
   it('sees the request rate, the error ratio and the latency we produced', async () => {
     const prometheus = server('prometheus');
-    const count = `http_server_request_duration_seconds_count{service="${SERVICE}", http_route="/work/:id"}`;
-    const total = await queryPrometheus(prometheus, `sum(max_over_time(${count}[5m]))`);
+    const total = await queryPrometheus(prometheus, `sum(max_over_time(${COUNT}[5m]))`);
     expect(total[0]?.value).toBe(sent);
     const errors = await queryPrometheus(
       prometheus,
@@ -89,13 +88,13 @@ describe('Prometheus scraping /q/metrics', () => {
     // rate() over the traffic window (ending when the traffic ended), against the rate we sent.
     const window = `${TRAFFIC_SECONDS - 2}s`;
     const at = `@ ${trafficEnd.toFixed(3)}`;
-    const rate = await queryPrometheus(prometheus, `sum(rate(${count}[${window}] ${at}))`);
+    const rate = await queryPrometheus(prometheus, `sum(rate(${COUNT}[${window}] ${at}))`);
     expect(rate[0]?.value).toBeGreaterThan(REQUESTS_PER_SECOND * 0.6);
     expect(rate[0]?.value).toBeLessThan(REQUESTS_PER_SECOND * 1.4);
     const ratio = await queryPrometheus(
       prometheus,
       `sum(rate(http_server_request_duration_seconds_count{service="${SERVICE}", http_response_status_code=~"5.."}[${window}] ${at}))` +
-        ` / sum(rate(${count}[${window}] ${at}))`,
+        ` / sum(rate(${COUNT}[${window}] ${at}))`,
     );
     expect(ratio[0]?.value).toBeGreaterThan(0.12);
     expect(ratio[0]?.value).toBeLessThan(0.28);
