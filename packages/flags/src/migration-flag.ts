@@ -586,14 +586,18 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
     const oldest = this.#pending[0];
     if (this.#pumpScheduled || oldest === undefined || this.#running.size >= this.#maxShadow) return;
     this.#pumpScheduled = true;
-    const waited = performance.now() - oldest.queuedAt;
     idleScheduler.schedule(
       () => {
         this.#pumpScheduled = false;
         this.#pump();
       },
-      Math.max(0, this.#shadowMaxDelayMs - waited),
+      Math.max(0, this.#delayLeft(oldest.queuedAt)),
     );
+  }
+
+  /** What is left of `shadowMaxDelayMs` for a comparison queued at `queuedAt` (≤ 0 once it is overdue). */
+  #delayLeft(queuedAt: number): number {
+    return this.#shadowMaxDelayMs - (performance.now() - queuedAt);
   }
 
   /**
@@ -606,7 +610,7 @@ class Migration<N extends string, RI, R, WI, W> implements MigrationFlag<RI, R, 
       const task: Promise<void> = start().finally(() => {
         this.#running.delete(task);
         const next = this.#pending[0];
-        if (next !== undefined && performance.now() - next.queuedAt >= this.#shadowMaxDelayMs) this.#pump();
+        if (next !== undefined && this.#delayLeft(next.queuedAt) <= 0) this.#pump();
         else this.#schedulePump();
       });
       this.#running.add(task);
